@@ -227,7 +227,8 @@ def read_compustat(path: str, *, freq: str | None = None) -> RawBars:
     if bad.any():
         first = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataValidationError(
-            f"{path}: adjustment factor ajexdi must be positive; {frame['tic'].iat[first]} row {first + 1} has {factor.iat[first]}"
+            f"{path}: adjustment factor ajexdi must be positive; "
+            f"{frame['tic'].iat[first]} row {first + 1} has {factor.iat[first]}"
         )
     dates = frame["datadate"].astype(str).str.replace(r"\.0$", "", regex=True)
     out = pd.DataFrame({"symbol": frame["tic"].astype(str)})
