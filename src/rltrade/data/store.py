@@ -59,8 +59,10 @@ def content_hash(frame: pd.DataFrame) -> str:
     for col in frame.columns:
         h.update(col.encode() + b"\0")
         series = frame[col]
-        if col == "symbol":
-            h.update("\0".join(series.astype(str)).encode())
+        if col == "symbol":  # distinct symbols in order of appearance, then one code per row
+            codes, uniques = pd.factorize(series)
+            h.update("\0".join(map(str, uniques)).encode() + b"\0")
+            h.update(np.ascontiguousarray(codes, dtype="<i8").tobytes())
         elif col == "timestamp":
             h.update(np.ascontiguousarray(series.dt.tz_convert("UTC").astype("int64").to_numpy()).tobytes())
         else:
@@ -358,7 +360,8 @@ class BarStore:
         frame["timestamp"] = (stamps.dt.tz_localize("UTC") if stamps.dt.tz is None else stamps).astype(
             "datetime64[ns, UTC]"
         )
-        frame["symbol"] = frame["symbol"].astype(str)
+        if not pd.api.types.is_string_dtype(frame["symbol"]):
+            frame["symbol"] = frame["symbol"].astype(str)
         frame.attrs["close_only"] = {s: bool(m["close_only"]) for s, m in metas.items()}
         frame.attrs["adjusted"] = {s: bool(m["adjusted"]) for s, m in metas.items()}
         frame.attrs["freq"] = freq
