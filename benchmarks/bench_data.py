@@ -34,47 +34,44 @@ def best_of(fn: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
+def bench_sample(spec: str, tmp: Path, repeat: int) -> dict[str, object]:
+    """Time fetch, fresh ingest, idempotent re-ingest and load of one sample, and the CSV baseline."""
+    batches = fetch(spec)
+    freq = batches[0].freq
+    fetch_s = best_of(lambda: fetch(spec), repeat)
+    fresh = iter(range(1_000_000))
+    ingest_s = best_of(lambda: BarStore(tmp / f"fresh-{next(fresh)}").ingest(batches, source=spec), repeat)
+    store = tmp / "store"
+    BarStore(store).ingest(batches, source=spec)
+    reingest_s = best_of(lambda: BarStore(store).ingest(batches, source=spec), repeat)
+    load_s = best_of(lambda: load_bars(freq=freq, store=store), repeat)
+    bars = load_bars(freq=freq, store=store)
+    csv = tmp / "bars.csv"
+    bars.to_csv(csv, index=False)
+    csv_s = best_of(lambda: pd.read_csv(csv, parse_dates=["timestamp"]), repeat)
+    return {
+        "sample": spec,
+        "freq": freq,
+        "symbols": bars["symbol"].nunique(),
+        "rows": len(bars),
+        "fetch s": fetch_s,
+        "ingest s": ingest_s,
+        "re-ingest s": reingest_s,
+        "load s": load_s,
+        "csv baseline s": csv_s,
+        "csv/load": csv_s / load_s,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the indices sample warns about zero-volume days
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in SAMPLES:
-            spec = f"sample:{name}"
-            batches = fetch(spec)
-            freq = batches[0].freq
-            fetch_s = best_of(lambda spec=spec: fetch(spec), args.repeat)  # type: ignore[misc]
-
-            counter = iter(range(10_000))
-
-            def fresh_ingest(batches=batches) -> None:  # type: ignore[no-untyped-def]
-                BarStore(Path(tmp) / f"{name}-{next(counter)}").ingest(batches, source=spec)
-
-            ingest_s = best_of(fresh_ingest, args.repeat)
-            store = Path(tmp) / name
-            BarStore(store).ingest(batches, source=spec)
-            reingest_s = best_of(lambda: BarStore(store).ingest(batches, source=spec), args.repeat)  # noqa: B023
-            load_s = best_of(lambda: load_bars(freq=freq, store=store), args.repeat)  # noqa: B023
-            bars = load_bars(freq=freq, store=store)
-            csv = Path(tmp) / f"{name}.csv"
-            bars.to_csv(csv, index=False)
-            csv_s = best_of(lambda: pd.read_csv(csv, parse_dates=["timestamp"]), args.repeat)  # noqa: B023
-            rows.append(
-                {
-                    "sample": spec,
-                    "freq": freq,
-                    "symbols": bars["symbol"].nunique(),
-                    "rows": len(bars),
-                    "fetch s": fetch_s,
-                    "ingest s": ingest_s,
-                    "re-ingest s": reingest_s,
-                    "load s": load_s,
-                    "csv baseline s": csv_s,
-                    "csv/load": csv_s / load_s,
-                }
-            )
+    for name in SAMPLES:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows.append(bench_sample(f"sample:{name}", Path(tmp), args.repeat))
     table = pd.DataFrame(rows)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
