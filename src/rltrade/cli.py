@@ -94,6 +94,7 @@ def data_show(
     freq: Annotated[Optional[str], typer.Option(help="Only this frequency.")] = None,  # noqa: UP045
 ) -> None:
     """Per symbol and frequency: first/last timestamp, rows, close-only flag and content hash."""
+    import pandas as pd
     from rich.console import Console
     from rich.table import Table
 
@@ -112,9 +113,8 @@ def data_show(
     for col in ("symbol", "freq", "first", "last", "rows", "close-only", "adjusted", "source", "content hash"):
         table.add_column(col, justify="right" if col == "rows" else "left")
 
-    def stamp(ts: object, freq: str) -> str:
-        text = str(ts)
-        return text[:10] if freq == "1d" else text
+    def stamp(ts: pd.Timestamp, freq: str) -> str:
+        return ts.strftime("%Y-%m-%d") if freq == "1d" else ts.tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC")
 
     for info in infos:
         table.add_row(
