@@ -224,9 +224,10 @@ def main() -> None:
     bars = synthetic_bars(args.symbols, args.years)
     n = args.symbols
     machine = platform.processor() or platform.machine()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"data: {n} symbols x {args.years * 252} daily bars (synthetic GBM OHLCV); machine: {machine}, "
-        f"{os.cpu_count()} CPUs, numba threads {numba.get_num_threads()}"
+        f"{os.cpu_count()} CPUs, numba threads {numba.get_num_threads()}, load average {load:.2f} at start"
     )
     rows: list[tuple[str, str, int, float]] = []
 
@@ -241,6 +242,9 @@ def main() -> None:
     for k in (64, 256):
         venv = BatchedStockTradingEnv(bars, n_envs=k, **episode)
         rows.append(("BatchedStockTradingEnv", "VecEnv", k, time_batched(venv, args.seconds)))
+    for k in (64, 256):
+        venv = BatchedStockTradingEnv(bars, n_envs=k, threads=True, **episode)
+        rows.append(("BatchedStockTradingEnv threads=True", "VecEnv", k, time_batched(venv, args.seconds)))
     env = PortfolioEnv(bars)
     rows.append(
         (
@@ -253,6 +257,9 @@ def main() -> None:
     for k in (64, 256):
         venv = BatchedPortfolioEnv(bars, n_envs=k, **episode)
         rows.append(("BatchedPortfolioEnv (look_back 10)", "VecEnv", k, time_batched(venv, args.seconds)))
+    for k in (64, 256):
+        venv = BatchedPortfolioEnv(bars, n_envs=k, threads=True, **episode)
+        rows.append(("BatchedPortfolioEnv threads=True", "VecEnv", k, time_batched(venv, args.seconds)))
 
     try:
         from rltrade.envs import single_asset

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 import pytest
 
-from rltrade.envs.batched import PARALLEL_MIN_COPIES
 from rltrade.envs.costs import BpsCost, SpreadCost
 from rltrade.envs.portfolio import PortfolioEnv
 from rltrade.envs.stock_trading import StockTradingEnv
@@ -52,13 +52,13 @@ def scalar_trajectory(env: Any, seed: int, actions: np.ndarray) -> list[dict[str
 
 
 @pytest.mark.parametrize(("scalar_cls", "batched_cls", "kwargs"), CASES)
-@pytest.mark.parametrize("n_envs", [1, 3, PARALLEL_MIN_COPIES + 1])
+@pytest.mark.parametrize(("n_envs", "threads"), [(1, False), (3, False), (33, True)])
 def test_copy_k_equals_the_scalar_env_seeded_seed_plus_k(
-    ohlcv_bars: pd.DataFrame, scalar_cls: Any, batched_cls: Any, kwargs: dict[str, Any], n_envs: int
+    ohlcv_bars: pd.DataFrame, scalar_cls: Any, batched_cls: Any, kwargs: dict[str, Any], n_envs: int, threads: bool
 ) -> None:
     kwargs = {**kwargs, "random_start": True, "episode_length": 9}
-    venv = batched_cls(ohlcv_bars, n_envs=n_envs, full_info=True, **kwargs)
-    assert venv.core.parallel == (n_envs >= PARALLEL_MIN_COPIES)
+    venv = batched_cls(ohlcv_bars, n_envs=n_envs, full_info=True, threads=threads, **kwargs)
+    assert venv.core.parallel == (threads and numba.get_num_threads() > 1)
     n_steps = 25  # crosses two auto-resets
     rng = np.random.default_rng(5)
     actions = rng.uniform(-1.2, 1.2, (n_steps, n_envs, *venv.action_space.shape))

@@ -204,6 +204,21 @@ def test_futures_multiplier_margin_and_integer_contracts(eurusd: pd.DataFrame) -
     assert info["cash"] < 0  # the notional is booked against cash; the margin is what limits the position
 
 
+@pytest.mark.parametrize("cost", [None, 10.0, PerShareCost(per_share=2.0, minimum=5.0)])
+@pytest.mark.parametrize("continuous", [False, True])
+def test_margin_cut_keeps_whole_contracts(eurusd: pd.DataFrame, cost: Any, continuous: bool) -> None:
+    contract = FuturesContract(multiplier=300, margin_rate=0.12)
+    env = SingleAssetEnv(
+        eurusd, state="0", contract=contract, units=40, initial_capital=1500.0, cost=cost, continuous=continuous
+    )
+    env.reset(seed=0)
+    for action in ([0.7], [-1.0], [0.2]) if continuous else (2, 0, 2):
+        _, _, _, _, info = env.step(action)
+        assert info["position"] == int(info["position"]) and info["position"] != 0
+        margin = abs(info["position"]) * info["fill_price"] * 300 * 0.12
+        assert margin <= info["cash"] + info["position"] * info["fill_price"] * 300 + 1e-9  # affordable after cost
+
+
 def test_shares_cannot_be_bought_on_credit(eurusd: pd.DataFrame) -> None:
     env = SingleAssetEnv(eurusd, state="0", units=10_000_000, initial_capital=1000.0, cost=BpsCost(10.0))
     env.reset(seed=0)

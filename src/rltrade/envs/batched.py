@@ -20,15 +20,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
-import numba
 import numpy as np
 from numpy.typing import NDArray
 
 from rltrade.envs.market import Market
 from rltrade.envs.timing import EnvConfigError
-
-PARALLEL_MIN_COPIES = 32
-"""From this many copies on, kernels spread the copies over numba's threads (same bits, copies are independent)."""
 
 RUNNING, TERMINATED, TRUNCATED = 0, 1, 2
 """Values of :attr:`BatchedCore.flags` after a step."""
@@ -90,7 +86,7 @@ class BatchedCore(ABC):
             )
         self.market = market
         self.n_copies = n_copies
-        self.parallel = n_copies >= PARALLEL_MIN_COPIES and numba.get_num_threads() > 1
+        self.parallel = False  # True: kernels spread the copies over numba's threads (see BatchedVecEnv)
         self.reward = copy.deepcopy(reward)
         self.reward_scaling = float(reward_scaling)
         self.random_start = bool(random_start)

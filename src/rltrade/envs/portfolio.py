@@ -233,6 +233,8 @@ def _step_copy(
 
 @numba.njit(cache=True, nogil=True)
 def _portfolio_step(
+    lo: int,
+    hi: int,
     actions: NDArray[np.float64],
     settings: NDArray[np.float64],
     close: NDArray[np.float64],
@@ -247,17 +249,19 @@ def _portfolio_step(
     flags: NDArray[np.int8],
     obs: NDArray[np.float32],
 ) -> int:  # pragma: no cover - compiled
-    """Step every copy, one after the other (nothing changes when an error code is returned)."""
-    code = _check(actions, t, t_end)
+    """Step copies ``lo .. hi - 1``, one after the other (nothing changes when an error code is returned)."""
+    code = _check(actions[lo:hi], t[lo:hi], t_end[lo:hi])
     if code != 0:
         return code
-    for k in range(actions.shape[0]):
+    for k in range(lo, hi):
         _step_copy(k, actions, settings, close, fill, vol, feats, t, t_end, cash, shares, acct, flags, obs)
     return 0
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _portfolio_step_parallel(
+    lo: int,
+    hi: int,
     actions: NDArray[np.float64],
     settings: NDArray[np.float64],
     close: NDArray[np.float64],
@@ -272,11 +276,11 @@ def _portfolio_step_parallel(
     flags: NDArray[np.int8],
     obs: NDArray[np.float32],
 ) -> int:  # pragma: no cover - compiled
-    """:func:`_portfolio_step` with the copies spread over threads (the same bits: copies are independent)."""
-    code = _check(actions, t, t_end)
+    """:func:`_portfolio_step` with the copies spread over numba's threads (the same bits: copies are independent)."""
+    code = _check(actions[lo:hi], t[lo:hi], t_end[lo:hi])
     if code != 0:
         return code
-    for k in numba.prange(actions.shape[0]):
+    for k in numba.prange(lo, hi):
         _step_copy(k, actions, settings, close, fill, vol, feats, t, t_end, cash, shares, acct, flags, obs)
     return 0
 
@@ -345,6 +349,8 @@ class _PortfolioCore(BatchedCore):
         kernel = _portfolio_step_parallel if self.parallel else _portfolio_step
         return int(
             kernel(
+                0,
+                self.n_copies,
                 actions,
                 self.settings,
                 a["close"],

@@ -797,9 +797,10 @@ class SingleAssetEnv(CoreEnv):
     contract:
         A :class:`FuturesContract` (multiplier, margin); None trades shares / units.
     cost:
-        A cost model (:mod:`rltrade.envs.costs`), a number of basis points per side, or None
-        (free). Default 10: :class:`~rltrade.envs.costs.BpsCost` (10 bps per side). Costs apply to
-        the traded notional ``|Δposition|·price·multiplier`` and the traded units ``|Δposition|``.
+        A :class:`~rltrade.envs.costs.LinearCost` (``BpsCost``, ``PerShareCost``, ``SpreadCost``,
+        ``NoCost`` or a combination; the step kernel inlines its formula), a number of basis points
+        per side, or None (free). Default 10: ``BpsCost(10)``. Costs apply to the traded notional
+        ``|Δposition|·price·multiplier`` and the traded units ``|Δposition|``.
     timing:
         An :class:`~rltrade.envs.timing.ExecutionTiming` or its name; None: ``next_open`` when the
         bars have opens, else ``next_close``. ``same_close`` is optimistic (the seed's and FinRL's).

@@ -226,6 +226,8 @@ def _step_copy(
 
 @numba.njit(cache=True, nogil=True)
 def _stock_step(
+    lo: int,
+    hi: int,
     actions: NDArray[np.float64],
     settings: NDArray[np.float64],
     close: NDArray[np.float64],
@@ -242,11 +244,11 @@ def _stock_step(
     flags: NDArray[np.int8],
     obs: NDArray[np.float32],
 ) -> int:  # pragma: no cover - compiled
-    """Step every copy, one after the other (nothing changes when an error code is returned)."""
-    code = _check(actions, t, t_end)
+    """Step copies ``lo .. hi - 1``, one after the other (nothing changes when an error code is returned)."""
+    code = _check(actions[lo:hi], t[lo:hi], t_end[lo:hi])
     if code != 0:
         return code
-    for k in range(actions.shape[0]):
+    for k in range(lo, hi):
         _step_copy(
             k,
             actions,
@@ -270,6 +272,8 @@ def _stock_step(
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _stock_step_parallel(
+    lo: int,
+    hi: int,
     actions: NDArray[np.float64],
     settings: NDArray[np.float64],
     close: NDArray[np.float64],
@@ -286,11 +290,11 @@ def _stock_step_parallel(
     flags: NDArray[np.int8],
     obs: NDArray[np.float32],
 ) -> int:  # pragma: no cover - compiled
-    """:func:`_stock_step` with the copies spread over threads (the same bits: copies are independent)."""
-    code = _check(actions, t, t_end)
+    """:func:`_stock_step` with the copies spread over numba's threads (the same bits: copies are independent)."""
+    code = _check(actions[lo:hi], t[lo:hi], t_end[lo:hi])
     if code != 0:
         return code
-    for k in numba.prange(actions.shape[0]):
+    for k in numba.prange(lo, hi):
         _step_copy(
             k,
             actions,
@@ -373,6 +377,8 @@ class _StockTradingCore(BatchedCore):
         kernel = _stock_step_parallel if self.parallel else _stock_step
         return int(
             kernel(
+                0,
+                self.n_copies,
                 actions,
                 self.settings,
                 a["close"],

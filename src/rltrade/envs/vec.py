@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
+import numba
 import numpy as np
 from gymnasium.utils import seeding
 from numpy.typing import NDArray
@@ -49,11 +50,17 @@ class BatchedVecEnv(VecEnv):
     full_info:
         Put the scalar env's info (value, cash, shares, costs, ...) in every ``infos[k]`` on every
         step; off by default for speed.
+    threads:
+        Spread the copies over numba's threads (OpenMP). About 1.5x faster on 2 idle CPUs, but
+        OpenMP threads spin while they wait: when another process or torch's own thread pool
+        competes for the CPUs, a step can become 10-50x slower. Off by default; turn it on for a
+        machine dedicated to stepping envs. Same bits either way.
     """
 
-    def __init__(self, env: CoreEnv, n_envs: int, full_info: bool = False) -> None:
+    def __init__(self, env: CoreEnv, n_envs: int, full_info: bool = False, threads: bool = False) -> None:
         self.template = env
         self.core: BatchedCore = env.make_core(n_envs)
+        self.core.parallel = bool(threads) and numba.get_num_threads() > 1
         self.full_info = bool(full_info)
         self.render_mode = None
         super().__init__(n_envs, self.core.observation_space, self.core.action_space)
@@ -158,15 +165,17 @@ class BatchedPortfolioEnv(BatchedVecEnv):
         Canonical bars.
     n_envs:
         K, the number of copies.
-    full_info:
+    full_info, threads:
         See :class:`BatchedVecEnv`.
     **kwargs:
         The parameters of :class:`~rltrade.envs.portfolio.PortfolioEnv` (``random_start=True``
         gives the copies different start dates).
     """
 
-    def __init__(self, bars: Any, n_envs: int = 8, full_info: bool = False, **kwargs: Any) -> None:
-        super().__init__(PortfolioEnv(bars, **kwargs), n_envs, full_info)
+    def __init__(
+        self, bars: Any, n_envs: int = 8, full_info: bool = False, threads: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init__(PortfolioEnv(bars, **kwargs), n_envs, full_info, threads)
 
 
 class BatchedStockTradingEnv(BatchedVecEnv):
@@ -178,11 +187,13 @@ class BatchedStockTradingEnv(BatchedVecEnv):
         Canonical bars.
     n_envs:
         K, the number of copies.
-    full_info:
+    full_info, threads:
         See :class:`BatchedVecEnv`.
     **kwargs:
         The parameters of :class:`~rltrade.envs.stock_trading.StockTradingEnv`.
     """
 
-    def __init__(self, bars: Any, n_envs: int = 8, full_info: bool = False, **kwargs: Any) -> None:
-        super().__init__(StockTradingEnv(bars, **kwargs), n_envs, full_info)
+    def __init__(
+        self, bars: Any, n_envs: int = 8, full_info: bool = False, threads: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init__(StockTradingEnv(bars, **kwargs), n_envs, full_info, threads)
