@@ -43,6 +43,7 @@ format: venv
 bench: venv
 	$(BIN)/python benchmarks/bench_data.py
 	$(BIN)/python benchmarks/bench_features.py
+	$(BIN)/python benchmarks/bench_envs.py
 
 clean:
 	rm -rf $(VENV) rltrade-data .pytest_cache .mypy_cache .ruff_cache
