@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 
 from rltrade.envs.batched import BatchedCore, CoreEnv
 from rltrade.envs.costs import CostModel, kernel_params, make_cost, spread_volatility, trade_cost
+from rltrade.envs.kernels import check_actions, mark_and_advance
 from rltrade.envs.market import Market
 from rltrade.envs.rewards import Reward, make_reward
 from rltrade.envs.timing import EnvConfigError, ExecutionTiming, resolve_timing
@@ -82,18 +83,6 @@ def _reset_obs(
 ) -> None:  # pragma: no cover - compiled
     for k in copies:
         _write_obs(k, t[k], feats, look_back, close, shares, cash, value, obs)
-
-
-@numba.njit(cache=True, nogil=True)
-def _check(actions: NDArray[np.float64], t: NDArray[np.int64], t_end: NDArray[np.int64]) -> int:  # pragma: no cover
-    """0, or the error code of the first problem (a finished episode: 1, a non-finite action: 2)."""
-    for k in range(actions.shape[0]):
-        if t[k] >= t_end[k]:
-            return 1
-        for j in range(actions.shape[1]):
-            if not np.isfinite(actions[k, j]):
-                return 2
-    return 0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -214,20 +203,7 @@ def _step_copy(
     cash[k] = c
     # (3) mark to the next close
     nxt = i + 1
-    v = c
-    for j in range(n):
-        v += shares[k, j] * close[nxt, j]
-    acct[0, k] = v
-    acct[2, k] = paid
-    acct[3, k] += paid
-    acct[4, k] = traded / vf if vf > 0.0 else 0.0
-    t[k] = nxt
-    if v <= 0.0:
-        flags[k] = 1
-    elif nxt >= t_end[k]:
-        flags[k] = 1 if t_end[k] >= last else 2
-    else:
-        flags[k] = 0
+    mark_and_advance(k, nxt, c, close, shares, paid, traded, vf, last, acct, t, t_end, flags)
     _write_obs(k, nxt, feats, look_back, close, shares, cash, acct[0], obs)
 
 
@@ -250,7 +226,7 @@ def _portfolio_step(
     obs: NDArray[np.float32],
 ) -> int:  # pragma: no cover - compiled
     """Step copies ``lo .. hi - 1``, one after the other (nothing changes when an error code is returned)."""
-    code = _check(actions[lo:hi], t[lo:hi], t_end[lo:hi])
+    code = check_actions(actions[lo:hi], t[lo:hi], t_end[lo:hi])
     if code != 0:
         return code
     for k in range(lo, hi):
@@ -277,7 +253,7 @@ def _portfolio_step_parallel(
     obs: NDArray[np.float32],
 ) -> int:  # pragma: no cover - compiled
     """:func:`_portfolio_step` with the copies spread over numba's threads (the same bits: copies are independent)."""
-    code = _check(actions[lo:hi], t[lo:hi], t_end[lo:hi])
+    code = check_actions(actions[lo:hi], t[lo:hi], t_end[lo:hi])
     if code != 0:
         return code
     for k in numba.prange(lo, hi):

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 
 from rltrade.envs.batched import BatchedCore, CoreEnv
 from rltrade.envs.costs import CostModel, kernel_params, make_cost, spread_volatility, trade_cost
+from rltrade.envs.kernels import check_actions, mark_and_advance
 from rltrade.envs.market import Market
 from rltrade.envs.rewards import ProfitReward, Reward, make_reward
 from rltrade.envs.timing import EnvConfigError, ExecutionTiming, resolve_timing
@@ -119,18 +120,6 @@ def _sorted_order(a: NDArray[np.float64]) -> NDArray[np.int64]:  # pragma: no co
 
 
 @numba.njit(cache=True, nogil=True)
-def _check(actions: NDArray[np.float64], t: NDArray[np.int64], t_end: NDArray[np.int64]) -> int:  # pragma: no cover
-    """0, or the error code of the first problem (a finished episode: 1, a non-finite action: 2)."""
-    for k in range(actions.shape[0]):
-        if t[k] >= t_end[k]:
-            return 1
-        for j in range(actions.shape[1]):
-            if not np.isfinite(actions[k, j]):
-                return 2
-    return 0
-
-
-@numba.njit(cache=True, nogil=True)
 def _step_copy(
     k: int,
     actions: NDArray[np.float64],
@@ -207,20 +196,7 @@ def _step_copy(
                     traded += q * p
     cash[k] = c
     nxt = i + 1
-    v = c
-    for j in range(n):
-        v += shares[k, j] * close[nxt, j]
-    acct[0, k] = v
-    acct[2, k] = paid
-    acct[3, k] += paid
-    acct[4, k] = traded / vf if vf > 0.0 else 0.0
-    t[k] = nxt
-    if v <= 0.0:
-        flags[k] = 1
-    elif nxt >= t_end[k]:
-        flags[k] = 1 if t_end[k] >= last else 2
-    else:
-        flags[k] = 0
+    mark_and_advance(k, nxt, c, close, shares, paid, traded, vf, last, acct, t, t_end, flags)
     _write_obs(k, nxt, close, indicators, cash, shares, obs)
 
 
@@ -245,7 +221,7 @@ def _stock_step(
     obs: NDArray[np.float32],
 ) -> int:  # pragma: no cover - compiled
     """Step copies ``lo .. hi - 1``, one after the other (nothing changes when an error code is returned)."""
-    code = _check(actions[lo:hi], t[lo:hi], t_end[lo:hi])
+    code = check_actions(actions[lo:hi], t[lo:hi], t_end[lo:hi])
     if code != 0:
         return code
     for k in range(lo, hi):
@@ -291,7 +267,7 @@ def _stock_step_parallel(
     obs: NDArray[np.float32],
 ) -> int:  # pragma: no cover - compiled
     """:func:`_stock_step` with the copies spread over numba's threads (the same bits: copies are independent)."""
-    code = _check(actions[lo:hi], t[lo:hi], t_end[lo:hi])
+    code = check_actions(actions[lo:hi], t[lo:hi], t_end[lo:hi])
     if code != 0:
         return code
     for k in numba.prange(lo, hi):
