@@ -15,7 +15,17 @@ from rltrade.cli import app
 
 runner = CliRunner()
 
-COMMANDS = [[], ["data"], ["data", "sources"], ["data", "ingest"], ["data", "show"]]
+COMMANDS = [
+    [],
+    ["data"],
+    ["data", "sources"],
+    ["data", "ingest"],
+    ["data", "show"],
+    ["run"],
+    ["train"],
+    ["backtest"],
+    ["report"],
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c) or "rltrade" for c in COMMANDS])
@@ -32,6 +42,7 @@ def test_sources_one_line_each() -> None:
     specs = [line.split()[0] for line in lines]
     assert specs == [
         "sample:sp500",
+        "sample:sp500_index",
         "sample:stocks",
         "sample:indices",
         "sample:eurusd",

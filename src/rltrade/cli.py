@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Annotated, Optional
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -130,6 +131,153 @@ def data_show(
         )
     Console(width=200).print(table)
     typer.echo(f"{len(infos)} partition(s), {len({i.symbol for i in infos})} symbol(s)")
+
+
+RunsDirOption = Annotated[Path, typer.Option("--runs-dir", help="Where run directories are created.")]
+SeedsOption = Annotated[int, typer.Option("--seeds", min=1, help="Train N agents (seeds seed..seed+N-1).")]
+TimestepsOption = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option("--timesteps", min=1, help="Override agent.timesteps of the config (quick looks)."),
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def _load(config_path: Path, timesteps: int | None) -> Any:
+    from rltrade.config import load_config
+
+    return load_config(config_path, {"agent.timesteps": timesteps} if timesteps else None)
+
+
+def _stage(message: str) -> None:
+    typer.secho(f"> {message}", err=True, fg=typer.colors.CYAN)
+
+
+def _print_results(run_dir: Path) -> None:
+    """The metrics table (and the seed statistics) of a run directory."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from rltrade.backtest.metrics import METRIC_NAMES, format_metric
+    from rltrade.backtest.stats import mean_std_text
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    console = Console(width=200)
+    shown = [m for m in METRIC_NAMES if m != "hit_rate"]
+    table = Table(title=f"out-of-sample metrics ({run_dir.name}; Sharpe annualised with sqrt(252))")
+    table.add_column("strategy")
+    for name in shown:
+        table.add_column(name, justify="right")
+    for strategy, values in metrics.items():
+        cells = [format_metric(m, float("nan") if values.get(m) is None else values[m]) for m in shown]
+        table.add_row(strategy, *cells)
+    console.print(table)
+    if summary and summary.get("n_seeds", 1) > 1:
+        seeds = Table(title=f"over {summary['n_seeds']} seeds: mean ± std")
+        seeds.add_column("strategy")
+        for name in ("cumulative_return", "annual_return", "sharpe", "max_drawdown"):
+            seeds.add_column(name, justify="right")
+        seeds.add_column(f"Sharpe {summary['confidence']:.0%} CI", justify="right")
+        seeds.add_column("PSR", justify="right")
+        for row in summary["strategies"]:
+            nan = float("nan")
+            cells = [
+                mean_std_text(
+                    nan if row["mean"][m] is None else row["mean"][m],
+                    nan if row["std"][m] is None else row["std"][m],
+                    m,
+                )
+                for m in ("cumulative_return", "annual_return", "sharpe", "max_drawdown")
+            ]
+            lo, hi = (nan if v is None else v for v in row["sharpe_ci"])
+            psr = nan if row["psr"] is None else row["psr"]
+            seeds.add_row(row["name"], *cells, f"[{lo:.2f}, {hi:.2f}]", f"{psr:.2f}")
+        console.print(seeds)
+        welch = summary.get("welch")
+        if welch and welch.get("p") is not None:
+            console.print(
+                f"Welch t-test, final value > random agent's (one-sided): t = {welch['t']:.2f}, p = {welch['p']:.3g}"
+            )
+
+
+@app.command("run")
+def run_command(
+    config: Annotated[Path, typer.Argument(help="Run config (YAML), e.g. configs/quickstart.yaml.")],
+    runs_dir: RunsDirOption = Path("runs"),
+    seeds: SeedsOption = 1,
+    timesteps: TimestepsOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """The main job: ingest if needed, train, backtest out of sample against baselines, report."""
+    from rltrade import workflow
+
+    try:
+        cfg = _load(config, timesteps)
+        result = workflow.run(cfg, runs_dir, seeds, progress=not quiet, on_stage=_stage)
+    except RLTradeError as exc:
+        _fail(exc)
+        return
+    _print_results(result.run_dir)
+    typer.echo(f"run directory: {result.run_dir}")
+    typer.echo(f"report: {result.run_dir / 'report.html'}")
+
+
+@app.command("train")
+def train_command(
+    config: Annotated[Path, typer.Argument(help="Run config (YAML).")],
+    runs_dir: RunsDirOption = Path("runs"),
+    seeds: SeedsOption = 1,
+    timesteps: TimestepsOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Train the agent(s) of CONFIG and write a run directory (no backtest)."""
+    from rltrade import workflow
+
+    try:
+        cfg = _load(config, timesteps)
+        run_dir = workflow.train(cfg, runs_dir, seeds, progress=not quiet, on_stage=_stage)
+    except RLTradeError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"run directory: {run_dir}")
+
+
+@app.command("backtest")
+def backtest_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `rltrade train` or `rltrade run`.")],
+    start: Annotated[Optional[str], typer.Option(help="Test start (default: the config's).")] = None,  # noqa: UP045
+    end: Annotated[Optional[str], typer.Option(help="Test end (default: the config's).")] = None,  # noqa: UP045
+    quiet: QuietOption = False,
+) -> None:
+    """Backtest the saved agents of RUN_DIR against the baselines and write equity, metrics and report."""
+    from rltrade import workflow
+
+    try:
+        workflow.backtest(run_dir, start, end, progress=not quiet, on_stage=_stage)
+        workflow.write_run_report(run_dir)
+    except RLTradeError as exc:
+        _fail(exc)
+        return
+    _print_results(run_dir)
+    typer.echo(f"report: {run_dir / 'report.html'}")
+
+
+@app.command("report")
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(help="A backtested run directory.")],
+) -> None:
+    """Render RUN_DIR/report.html from the run's files."""
+    from rltrade import workflow
+
+    try:
+        path = workflow.write_run_report(run_dir)
+    except RLTradeError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"report: {path}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 import sys
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -272,3 +273,140 @@ def test_no_cost_is_exactly_free(ohlcv_bars: pd.DataFrame) -> None:
     for _ in range(20):
         *_, info = env.step(rng.uniform(-1, 1, 4))
         assert info["cost"] == 0.0 and info["total_cost"] == 0.0
+
+
+# ---------------------------------------------------------------------------------------------- weights mode
+
+
+def weights_env(bars: pd.DataFrame, **kwargs: Any) -> PortfolioEnv:
+    """A weights-mode env with no features (the observation is the weights alone)."""
+    return PortfolioEnv(bars, features=(), look_back=1, action_mode="weights", **kwargs)
+
+
+def equal_assets(n: int) -> np.ndarray:
+    """The weights action 1/n in every asset, no cash."""
+    return np.append(np.ones(n), 0.0)
+
+
+@pytest.mark.parametrize(
+    ("cost", "timing"), [(None, "next_close"), (BpsCost(10), "next_open"), (SpreadCost(1.0, 5), "same_close")]
+)
+def test_weights_mode_passes_check_env(ohlcv_bars: pd.DataFrame, env_check: Any, cost: Any, timing: str) -> None:
+    env = PortfolioEnv(ohlcv_bars, look_back=2, cost=cost, timing=timing, action_mode="weights", initial_value=1e5)
+    assert env.action_space == gym.spaces.Box(0.0, 1.0, (4,), np.float32)
+    env_check(env)
+    env_check(weights_env(ohlcv_bars, cost=cost, timing=timing))
+
+
+def test_weights_mode_refuses_long_short_and_unknown_modes(ohlcv_bars: pd.DataFrame) -> None:
+    with pytest.raises(EnvConfigError, match=r"action_mode='weights'.*long_short=True"):
+        PortfolioEnv(ohlcv_bars, action_mode="weights", long_short=True)
+    with pytest.raises(EnvConfigError, match="unknown action_mode 'softmax'"):
+        PortfolioEnv(ohlcv_bars, action_mode="softmax")
+
+
+def test_weights_action_is_clipped_and_normalised() -> None:
+    env = weights_env(tiny_bars(), cost=None, timing="next_close")
+    env.reset(seed=0)
+    # clipped to [1, 0, 0.5] then divided by 1.5; filled at the close the step marks to: weights = targets
+    _, _, _, _, info = env.step(np.array([2.0, -1.0, 0.5]))
+    np.testing.assert_allclose(info["weights"], [2 / 3, 0.0, 1 / 3], rtol=1e-11)
+    _, _, _, _, info = env.step(np.array([0.2, 0.2, 0.0]))  # scale does not matter
+    np.testing.assert_allclose(info["weights"], [0.5, 0.5, 0.0], atol=1e-11)
+    with pytest.raises(EnvConfigError, match="NaN or inf"):
+        env.step(np.array([0.5, np.inf, 0.0]))
+
+
+def test_constant_equal_weights_are_an_equal_weight_rebalanced_portfolio(close_bars: pd.DataFrame) -> None:
+    env = weights_env(close_bars, cost=NoCost(), timing="next_close", initial_value=100.0)
+    close = env.market.close
+    n = close.shape[1]
+    _, info = env.reset(seed=0)
+    first = info["bar"]
+    values = [info["portfolio_value"]]
+    while True:
+        _, _, terminated, truncated, info = env.step(equal_assets(n))
+        values.append(info["portfolio_value"])
+        np.testing.assert_allclose(info["weights"], np.append(np.full(n, 1 / n), 0.0), atol=1e-11)
+        if terminated or truncated:
+            break
+    # independently: the first step buys at close[first + 1]; after that each bar earns the mean return
+    growth = (close[first + 2 :] / close[first + 1 : -1]).mean(axis=1)
+    expected = 100.0 * np.concatenate([[1.0, 1.0], np.cumprod(growth)])
+    np.testing.assert_allclose(values, expected, rtol=1e-10)
+
+
+def test_buy_and_hold_drifts_after_the_first_trade(sp500_bars: pd.DataFrame) -> None:
+    bars = sp500_bars[sp500_bars["symbol"].isin(["JNJ", "KO", "XOM"]) & (sp500_bars["timestamp"].dt.year == 2015)]
+    env = weights_env(bars, cost=BpsCost(10), timing="next_close", initial_value=1e6)
+    close = env.market.close
+    n = close.shape[1]
+    _, info = env.reset(seed=0)
+    first = info["bar"]
+    _, _, _, _, bought = env.step(equal_assets(n))
+    infos = [bought]
+    while True:
+        _, _, terminated, truncated, info = env.step(np.zeros(n + 1))  # all zero: hold
+        infos.append(info)
+        if terminated or truncated:
+            break
+    # independently: 1e6 = invested + 10 bps of invested; 1/n of it in each stock at close[first + 1]
+    invested = 1e6 / 1.001
+    shares = invested / n / close[first + 1]
+    assert bought["cost"] == pytest.approx(1e6 - invested, rel=1e-9)
+    expected = (shares * close[first + 1 : first + 1 + len(infos)]).sum(axis=1)
+    np.testing.assert_allclose([i["portfolio_value"] for i in infos], expected, rtol=1e-10)
+    for info in infos[1:]:  # holding: no trade at all
+        assert info["cost"] == 0.0 and info["turnover"] == 0.0
+        assert info["shares"].tobytes() == bought["shares"].tobytes() and info["cash"] == bought["cash"]
+    assert infos[-1]["total_cost"] == bought["cost"]
+
+
+def test_holding_from_cash_is_free_and_keeps_the_value(close_bars: pd.DataFrame) -> None:
+    env = weights_env(close_bars, cost=PerShareCost(0.01, 1.0), initial_value=500.0)
+    env.reset(seed=0)
+    for _ in range(10):
+        *_, info = env.step(np.zeros(4))
+        assert info["portfolio_value"] == 500.0 and info["cost"] == 0.0 and info["turnover"] == 0.0
+        assert not info["shares"].any()
+
+
+def test_weights_mode_costs_what_logits_cost_for_the_same_targets(ohlcv_bars: pd.DataFrame) -> None:
+    kwargs: dict[str, Any] = {"features": (), "look_back": 1, "cost": BpsCost(10), "timing": "next_open"}
+    kwargs["initial_value"] = 1e4
+    logits = PortfolioEnv(ohlcv_bars, **kwargs)
+    weights = PortfolioEnv(ohlcv_bars, action_mode="weights", **kwargs)
+    near = PortfolioEnv(ohlcv_bars, action_mode="weights", **kwargs)
+    for env in (logits, weights, near):
+        env.reset(seed=0)
+    for _ in range(30):
+        # zero logits = 1/4 everywhere (cash included) = the weights action of ones, or of 1/4 each
+        _, r1, _, _, a = logits.step(np.zeros(4))
+        _, r2, _, _, b = weights.step(np.ones(4))
+        _, _, _, _, c = near.step(np.full(4, 0.25, dtype=np.float32))
+        assert a["cost"] > 0.0
+        assert r1 == r2
+        for key in ("portfolio_value", "cost", "total_cost", "turnover", "cash"):
+            assert a[key] == b[key], key  # the same targets: the same bits
+            assert c[key] == pytest.approx(a[key], rel=1e-9, abs=1e-12), key
+        assert a["shares"].tobytes() == b["shares"].tobytes()
+
+
+def test_batched_portfolio_env_has_the_weights_mode(ohlcv_bars: pd.DataFrame) -> None:
+    from rltrade.envs.vec import BatchedPortfolioEnv
+
+    venv = BatchedPortfolioEnv(ohlcv_bars, n_envs=2, full_info=True, action_mode="weights", cost=BpsCost(10))
+    assert venv.action_space == gym.spaces.Box(0.0, 1.0, (4,), np.float32)
+    venv.seed(0)
+    venv.reset()
+    scalar = PortfolioEnv(ohlcv_bars, action_mode="weights", cost=BpsCost(10))
+    scalar.reset(seed=1)
+    rng = np.random.default_rng(2)
+    for n in range(8):
+        actions = rng.uniform(0.0, 1.0, (2, 4)) if n % 3 == 0 else np.zeros((2, 4))  # trade, hold, hold, ...
+        obs, rewards, _, step_infos = venv.step(actions)
+        infos: list[dict[str, Any]] = list(step_infos)
+        s_obs, s_reward, _, _, s_info = scalar.step(actions[1])
+        assert np.asarray(obs)[1].tobytes() == s_obs.tobytes() and rewards[1] == s_reward
+        assert infos[1]["portfolio_value"] == s_info["portfolio_value"]
+        assert (infos[0]["cost"] == 0.0) == (n % 3 != 0)

@@ -8,7 +8,10 @@ Action: ``N + 1`` numbers in [-1, 1], one per asset and one for cash. Long-only 
 target weights ``softmax(logit_scale · action)``; all-zero logits give equal weights, with no
 division that can fail. Long/short (``long_short=True``): N numbers (no cash entry), target
 asset weights ``leverage · a / max(1, Σ|a|)``, so the gross exposure never exceeds
-``leverage``; the cash weight is ``1 − Σ w`` (negative cash is a margin loan).
+``leverage``; the cash weight is ``1 − Σ w`` (negative cash is a margin loan). Target weights
+(``action_mode="weights"``, long-only): N + 1 numbers in [0, 1] that *are* the weights, up to
+normalisation ``a / Σa``; an all-zero action holds (no trade, no cost; the holdings drift). It
+runs baselines through the same accounting, costs and timing as an agent.
 
 Timing (:mod:`rltrade.envs.timing`): the action chosen after bar t is filled at the timing's
 price; the portfolio is then valued at ``close[t+1]``. Costs (:mod:`rltrade.envs.costs`) are
@@ -37,6 +40,8 @@ from rltrade.envs.timing import EnvConfigError, ExecutionTiming, resolve_timing
 _MU_TOLERANCE = 1e-14  # fixed-point tolerance of the post-cost value fraction
 _MU_ITERATIONS = 100
 _MU_MARGIN = 1e-12  # μ is shrunk by this fraction so that rounding can never make long-only cash negative
+ACTION_MODES: tuple[str, ...] = ("logits", "weights")
+"""Values of ``PortfolioEnv(action_mode=...)``."""
 
 
 @numba.njit(cache=True, nogil=True)
@@ -120,6 +125,21 @@ def _target_weights(
 
 
 @numba.njit(cache=True, nogil=True)
+def _given_weights(action: NDArray[np.float64], n: int) -> tuple[NDArray[np.float64], float]:  # pragma: no cover
+    """Weights mode: ``clip(a, 0, 1) / Σ`` (assets, then cash) and Σ; Σ == 0 means "hold"."""
+    w = np.empty(n + 1)
+    total = 0.0
+    for j in range(n + 1):
+        a = min(max(action[j], 0.0), 1.0)
+        w[j] = a
+        total += a
+    if total > 0.0:
+        for j in range(n + 1):
+            w[j] /= total
+    return w, total
+
+
+@numba.njit(cache=True, nogil=True)
 def _step_copy(
     k: int,
     actions: NDArray[np.float64],
@@ -137,8 +157,9 @@ def _step_copy(
     obs: NDArray[np.float32],
 ) -> None:  # pragma: no cover - compiled
     """Step copy k. ``settings`` = [long_short, leverage, logit_scale, rate, per_share, minimum,
-    half_spread, look_back, last, fill_offset]; ``fill`` is the open or close matrix (the fill of
-    bar i is row ``i + fill_offset``); ``acct`` rows = value, value_prev, step_cost, total_cost, turnover."""
+    half_spread, look_back, last, fill_offset, weights_mode]; ``fill`` is the open or close matrix (the
+    fill of bar i is row ``i + fill_offset``); ``acct`` rows = value, value_prev, step_cost, total_cost,
+    turnover."""
     long_short = settings[0] != 0.0
     rate, per_share, minimum, half_spread = settings[3], settings[4], settings[5], settings[6]
     look_back = int(settings[7])
@@ -147,7 +168,12 @@ def _step_copy(
     i = t[k]
     f = i + int(settings[9])
     spread = half_spread > 0.0
-    w = _target_weights(actions[k], n, long_short, settings[1], settings[2])
+    hold = False  # weights mode, all-zero action: no trade, the holdings drift
+    if settings[10] != 0.0:
+        w, total = _given_weights(actions[k], n)
+        hold = total == 0.0
+    else:
+        w = _target_weights(actions[k], n, long_short, settings[1], settings[2])
     # (1) carry the holdings to the fill prices
     c = cash[k]
     vf = c
@@ -158,7 +184,7 @@ def _step_copy(
     paid = 0.0
     traded = 0.0
     rebalanced = False
-    if vf > 0.0:
+    if vf > 0.0 and not hold:
         mu = 1.0
         ok = False
         for _ in range(_MU_ITERATIONS):
@@ -199,7 +225,7 @@ def _step_copy(
             traded += abs(d * p)
             c += shares[k, j] * p - fee
             shares[k, j] = 0.0
-    # long-only and not rebalanced: the rebalance would cost the whole portfolio; keep the holdings
+    # long-only and not rebalanced: a hold, or the rebalance would cost the whole portfolio; keep the holdings
     cash[k] = c
     # (3) mark to the next close
     nxt = i + 1
@@ -276,6 +302,7 @@ class _PortfolioCore(BatchedCore):
         long_short: bool,
         leverage: float,
         logit_scale: float,
+        action_mode: str,
         random_start: bool,
         episode_length: int | None,
         initial_value: float,
@@ -284,8 +311,12 @@ class _PortfolioCore(BatchedCore):
         n, n_feat = market.n_symbols, market.n_features
         n_obs = look_back * n_feat * n + n + 1
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(n_obs,), dtype=np.float32)
-        n_act = n if long_short else n + 1
-        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(n_act,), dtype=np.float32)
+        weights_mode = action_mode == "weights"
+        if weights_mode:
+            self.action_space = gym.spaces.Box(0.0, 1.0, shape=(n + 1,), dtype=np.float32)
+        else:
+            n_act = n if long_short else n + 1
+            self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(n_act,), dtype=np.float32)
         super().__init__(market, n_copies, reward, 1.0, random_start, episode_length, initial_value)
         self.cost_model = cost
         self.timing = timing
@@ -304,6 +335,7 @@ class _PortfolioCore(BatchedCore):
                 look_back,
                 market.last,
                 timing.fill_offset,
+                float(weights_mode),
             ],
             dtype=np.float64,
         )
@@ -367,8 +399,9 @@ class PortfolioEnv(CoreEnv):
 
     Action: long-only, N + 1 logits in [-1, 1] (assets, then cash) -> weights
     ``softmax(logit_scale · a)``; long/short, N numbers in [-1, 1] -> asset weights
-    ``leverage · a / max(1, Σ|a|)`` and cash ``1 − Σ w``. Out-of-range actions are clipped;
-    NaN/inf raise :class:`~rltrade.envs.timing.EnvConfigError`.
+    ``leverage · a / max(1, Σ|a|)`` and cash ``1 − Σ w``; ``action_mode="weights"`` (long-only),
+    N + 1 numbers in [0, 1] -> weights ``a / Σa``, and an all-zero action holds (no trade, no
+    cost). Out-of-range actions are clipped; NaN/inf raise :class:`~rltrade.envs.timing.EnvConfigError`.
 
     Reward: ``reward(value after bar t, value after bar t+1)``; default log return.
 
@@ -397,6 +430,11 @@ class PortfolioEnv(CoreEnv):
         Gross exposure cap ``Σ|w|`` in long/short mode.
     logit_scale:
         Multiplies the logits before the softmax (5: one asset can take ~99 % of 31).
+    action_mode:
+        ``"logits"`` (default): the actions above. ``"weights"``: the action is the target
+        weights of the N assets and cash, ``clip(a, 0, 1) / Σ``; an all-zero action holds (no
+        trade, no cost, turnover 0; the holdings drift with the prices). Long-only: refused with
+        ``long_short=True``. Used to run baselines through the agent's accounting.
     random_start:
         Start each episode at a random bar (seeded by ``reset(seed=...)``).
     episode_length:
@@ -422,6 +460,7 @@ class PortfolioEnv(CoreEnv):
         random_start: bool = False,
         episode_length: int | None = None,
         feature_params: dict[str, Any] | None = None,
+        action_mode: str = "logits",
     ) -> None:
         if look_back < 1:
             raise EnvConfigError(f"look_back must be >= 1, got {look_back}")
@@ -431,6 +470,14 @@ class PortfolioEnv(CoreEnv):
             raise EnvConfigError(f"leverage must be > 0, got {leverage}")
         if not np.isfinite(logit_scale) or logit_scale <= 0:
             raise EnvConfigError(f"logit_scale must be > 0, got {logit_scale}")
+        if action_mode not in ACTION_MODES:
+            raise EnvConfigError(f"unknown action_mode {action_mode!r}; use one of {', '.join(ACTION_MODES)}")
+        if action_mode == "weights" and long_short:
+            raise EnvConfigError(
+                "action_mode='weights' is long-only: it cannot be combined with long_short=True "
+                "(use action_mode='logits' for long/short)"
+            )
+        self.action_mode = action_mode
         self.cost_model = make_cost(cost)
         params = kernel_params(self.cost_model)
         self._market = Market(
@@ -457,6 +504,7 @@ class PortfolioEnv(CoreEnv):
             "long_short": bool(long_short),
             "leverage": float(leverage) if long_short else 1.0,
             "logit_scale": float(logit_scale),
+            "action_mode": action_mode,
             "random_start": random_start,
             "episode_length": episode_length,
             "initial_value": float(initial_value),

@@ -39,6 +39,29 @@ def load_sp500() -> list[RawBars]:
     return [RawBars(long, "sample:sp500 (skfolio)", "1d", close_only=True, adjusted=True)]
 
 
+def load_sp500_index() -> list[RawBars]:
+    """skfolio's S&P 500 index level (symbol ``SP500``), close only, 1990-01-02 .. 2022-12-28.
+
+    The benchmark of ``sample:sp500`` on the same dates; its symbol differs from arch's ``^GSPC``
+    (``sample:indices``) so that both can live in one store.
+    """
+    from skfolio.datasets import load_sp500_index
+
+    level = load_sp500_index()["SP500"]
+    frame = pd.DataFrame(
+        {
+            "symbol": "SP500",
+            "timestamp": pd.to_datetime(level.index).tz_localize("UTC"),
+            "open": np.nan,
+            "high": np.nan,
+            "low": np.nan,
+            "close": level.to_numpy(dtype="float64"),
+            "volume": np.nan,
+        }
+    )
+    return [RawBars(frame, "sample:sp500_index (skfolio)", "1d", close_only=True, adjusted=True)]
+
+
 def load_stocks() -> list[RawBars]:
     """bokeh-sampledata ``stocks``: AAPL, IBM, MSFT (2000-2013) and GOOG (2004-2013), OHLCV + Adj Close."""
     from bokeh_sampledata import stocks
@@ -83,6 +106,7 @@ def load_eurusd() -> list[RawBars]:
 
 SAMPLES = {
     "sp500": (load_sp500, "skfolio: 20 US large caps, adjusted close only, daily 1990-01-02..2022-12-28"),
+    "sp500_index": (load_sp500_index, "skfolio: S&P 500 index level (SP500), close only, daily 1990-01-02..2022-12-28"),
     "stocks": (load_stocks, "bokeh-sampledata: AAPL, IBM, MSFT, GOOG daily OHLCV + adj close, 2000-2013"),
     "indices": (load_indices, "arch: S&P 500 (^GSPC) and NASDAQ (^IXIC) daily OHLCV, 1999-2018"),
     "eurusd": (load_eurusd, "backtesting.py: EURUSD hourly OHLCV, 2017-04..2018-02"),

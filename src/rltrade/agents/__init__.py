@@ -1,0 +1,1 @@
+"""Agents: Stable-Baselines3 algorithms built from configs (:mod:`rltrade.agents.factory`)."""

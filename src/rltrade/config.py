@@ -1,0 +1,410 @@
+"""Run configurations: YAML files validated by pydantic (``rltrade run CONFIG``).
+
+A config is data. :func:`load_config` reads a YAML file and returns a :class:`RunConfig`; every
+mistake that can be seen without the data (unknown algorithm, DQN on a continuous action space,
+a test range overlapping the training range, unknown features, unknown env or agent
+parameters, ...) raises :class:`ConfigError` naming the field, before anything is trained.
+Mistakes that need the data (dates outside it) are caught by :func:`check_dates` right after
+the data is loaded, still before any training.
+
+The file format, field by field, is in ``docs/training.md``; ``configs/quickstart.yaml`` is the
+smallest complete example.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from rltrade.agents.factory import CONTINUOUS_ONLY, DISCRETE_ONLY
+from rltrade.errors import RLTradeError
+
+ALGORITHMS: tuple[str, ...] = ("PPO", "A2C", "DDPG", "TD3", "SAC", "DQN")
+"""The Stable-Baselines3 algorithms a config may name."""
+ENV_TYPES: tuple[str, ...] = ("portfolio", "stock_trading", "single_asset")
+BaselineName = Literal["buy_and_hold", "equal_weight", "min_variance", "random", "index"]
+BASELINES: tuple[BaselineName, ...] = ("buy_and_hold", "equal_weight", "min_variance", "random", "index")
+
+# Env constructor parameters the config sets through its own fields (so they cannot also be in env.params).
+_ENV_MANAGED = {
+    "bars": "data",
+    "features": "features.names",
+    "feature_params": "features.params",
+    "cost": "env.cost",
+    "timing": "env.timing",
+    "start": "train/test",
+    "end": "train/test",
+    "initial_value": "env.initial_value",
+    "initial_cash": "env.initial_value",
+    "initial_capital": "env.initial_value",
+    "random_start": "agent.random_start",
+    "episode_length": "agent.episode_length",
+}
+# Stable-Baselines3 constructor parameters set through the agent fields.
+_AGENT_MANAGED = {
+    "policy": "agent.policy",
+    "env": "env",
+    "seed": "seed / --seeds",
+    "device": "agent.device",
+    "tensorboard_log": "agent.tensorboard",
+    "verbose": "(always 0)",
+    "policy_kwargs": "agent.policy_kwargs",
+    "_init_setup_model": "(internal)",
+}
+# How far (calendar days) a date range may overhang the data: weekends and holidays at the edges.
+DATE_SLACK_DAYS = 5
+
+
+class ConfigError(RLTradeError, ValueError):
+    """A run config is invalid; the message names the file and the field."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IndexConfig(_Model):
+    """The benchmark index, drawn as a baseline (not traded)."""
+
+    source: str = Field(description="Source spec to ingest it from when the store lacks it, e.g. sample:sp500_index.")
+    symbol: str = Field(description="Its symbol in the store, e.g. SP500.")
+
+
+class DataConfig(_Model):
+    """Where the bars come from."""
+
+    source: str = Field("sample:sp500", description="Source spec ingested when the store lacks the symbols.")
+    symbols: list[str] | None = Field(None, description="Symbols to trade; None = every symbol the source gives.")
+    store: str | None = Field(None, description="Store directory or URI; default $RLTRADE_STORE or ./rltrade-data.")
+    freq: Literal["1d", "1h", "1min"] = "1d"
+    index: IndexConfig | None = None
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("an empty list; leave it out (null) to use every symbol of the source")
+            dupes = sorted({s for s in value if value.count(s) > 1})
+            if dupes:
+                raise ValueError(f"duplicate symbol(s) {dupes}")
+        return value
+
+
+class FeaturesConfig(_Model):
+    """Observation features (names from ``rltrade.features.FEATURES``) and their scaling."""
+
+    names: list[str] = Field(default_factory=lambda: ["log_return"])
+    params: dict[str, Any] = Field(default_factory=dict)
+    scaler: Literal["none", "zscore", "minmax"] = Field(
+        "zscore", description="Fitted on the training range only, applied unchanged to the test range."
+    )
+
+    @field_validator("names")
+    @classmethod
+    def _known(cls, names: list[str]) -> list[str]:
+        from rltrade.features import FEATURES
+
+        for i, name in enumerate(names):
+            if name not in FEATURES:
+                import difflib
+
+                close = difflib.get_close_matches(name, list(FEATURES), n=3, cutoff=0.5)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise ValueError(f"[{i}] unknown feature {name!r}{hint} (`rltrade.features.FEATURES` lists them)")
+        return names
+
+    @model_validator(mode="after")
+    def _params(self) -> FeaturesConfig:
+        from rltrade.features import FeatureError, feature_warmup
+
+        try:
+            feature_warmup(self.names, **self.params)
+        except FeatureError as exc:
+            raise ValueError(f"params: {exc}") from None
+        return self
+
+
+class CostConfig(_Model):
+    """Transaction cost model (``rltrade.envs.costs``), the same for the agent and every baseline."""
+
+    model: Literal["none", "bps", "per_share", "spread"] = "bps"
+    bps: float = Field(10.0, ge=0, description="bps: basis points of the traded notional, per side.")
+    per_share: float = Field(0.005, ge=0, description="per_share: currency per share traded.")
+    minimum: float = Field(1.0, ge=0, description="per_share: minimum fee per traded asset.")
+    k: float = Field(1.0, ge=0, description="spread: spread = k × volatility.")
+    window: int = Field(20, ge=2, description="spread: volatility window in bars.")
+
+    def build(self) -> Any:
+        """The cost object."""
+        from rltrade.envs.costs import BpsCost, NoCost, PerShareCost, SpreadCost
+
+        if self.model == "none":
+            return NoCost()
+        if self.model == "bps":
+            return BpsCost(self.bps)
+        if self.model == "per_share":
+            return PerShareCost(self.per_share, self.minimum)
+        return SpreadCost(self.k, self.window)
+
+
+class EnvConfig(_Model):
+    """The trading environment."""
+
+    type: Literal["portfolio", "stock_trading", "single_asset"] = "portfolio"
+    params: dict[str, Any] = Field(default_factory=dict, description="Other constructor parameters of the env.")
+    cost: CostConfig = Field(default_factory=CostConfig)
+    timing: Literal["next_open", "next_close", "same_close"] | None = Field(
+        None, description="Fill timing; default next_open with opens, next_close for close-only data."
+    )
+    initial_value: float = Field(1_000_000.0, gt=0)
+
+    def env_class(self) -> Callable[..., Any]:
+        """The env class of :attr:`type`."""
+        if self.type == "portfolio":
+            from rltrade.envs.portfolio import PortfolioEnv
+
+            return PortfolioEnv
+        if self.type == "stock_trading":
+            from rltrade.envs.stock_trading import StockTradingEnv
+
+            return StockTradingEnv
+        from rltrade.envs.single_asset import SingleAssetEnv
+
+        return SingleAssetEnv
+
+    @model_validator(mode="after")
+    def _params(self) -> EnvConfig:
+        accepted = set(inspect.signature(self.env_class()).parameters)
+        for key in self.params:
+            if key in _ENV_MANAGED:
+                raise ValueError(f"params.{key}: set it with `{_ENV_MANAGED[key]}`, not env.params")
+            if key not in accepted:
+                options = ", ".join(sorted(accepted - set(_ENV_MANAGED)))
+                raise ValueError(f"params.{key}: not a parameter of the {self.type} env (it takes: {options})")
+        if self.type == "single_asset" and self.params.get("by_day"):
+            raise ValueError("params.by_day: `rltrade run` trades one continuous episode; by_day is not supported")
+        return self
+
+    @property
+    def discrete(self) -> bool:
+        """Whether the env's action space is discrete."""
+        return self.type == "single_asset" and not self.params.get("continuous", False)
+
+
+class DateRange(_Model):
+    """Inclusive date range."""
+
+    start: dt.date
+    end: dt.date
+
+    @model_validator(mode="after")
+    def _order(self) -> DateRange:
+        if self.end <= self.start:
+            raise ValueError(f"end {self.end} is not after start {self.start}")
+        return self
+
+
+class AgentConfig(_Model):
+    """The Stable-Baselines3 agent and how it is trained."""
+
+    algorithm: str = "PPO"
+    timesteps: int = Field(100_000, gt=0, description="Training timesteps (summed over the env copies).")
+    n_envs: int = Field(8, ge=1, description="Env copies stepped together (one batched VecEnv).")
+    random_start: bool = Field(True, description="Start each training episode at a random bar.")
+    episode_length: int | None = Field(252, gt=1, description="Steps per training episode; None = to the end.")
+    policy: str = "MlpPolicy"
+    params: dict[str, Any] = Field(default_factory=dict, description="Constructor parameters of the SB3 algorithm.")
+    policy_kwargs: dict[str, Any] = Field(default_factory=dict)
+    device: str = "cpu"
+    torch_threads: int | None = Field(1, ge=1, description="torch.set_num_threads; None leaves torch's default.")
+    tensorboard: bool = Field(False, description="Write TensorBoard logs to RUN_DIR/tensorboard.")
+
+    @field_validator("algorithm")
+    @classmethod
+    def _algorithm(cls, value: str) -> str:
+        name = value.upper()
+        if name not in ALGORITHMS:
+            raise ValueError(f"unknown algorithm {value!r}; choose one of {', '.join(ALGORITHMS)}")
+        return name
+
+    @model_validator(mode="after")
+    def _params(self) -> AgentConfig:
+        from rltrade.agents.factory import algorithm_class
+
+        accepted = set(inspect.signature(algorithm_class(self.algorithm).__init__).parameters) - {"self"}
+        for key in self.params:
+            if key in _AGENT_MANAGED:
+                raise ValueError(f"params.{key}: set it with `{_AGENT_MANAGED[key]}`, not agent.params")
+            if key not in accepted:
+                options = ", ".join(sorted(accepted - set(_AGENT_MANAGED)))
+                raise ValueError(f"params.{key}: not a parameter of {self.algorithm} (it takes: {options})")
+        return self
+
+
+class BaselinesConfig(_Model):
+    """Baselines run on the agent's test dates with the same costs and timing."""
+
+    names: list[BaselineName] = Field(default_factory=lambda: list(BASELINES))
+    min_variance_window: int = Field(252, ge=20, description="Trailing bars the minimum-variance fit sees.")
+    refit_every: int = Field(21, ge=1, description="Bars between minimum-variance refits (holdings drift between).")
+
+
+class EvaluationConfig(_Model):
+    """How the test period is scored."""
+
+    risk_free: float = Field(0.0, ge=-0.05, le=0.5, description="Annual risk-free rate for Sharpe and Sortino.")
+    periods_per_year: int = Field(252, gt=0)
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    n_boot: int = Field(2000, ge=100)
+
+
+class RunConfig(_Model):
+    """One run: data → features → env → agent → backtest → baselines → report."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    seed: int = Field(0, ge=0)
+    data: DataConfig = Field(default_factory=DataConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    train: DateRange
+    test: DateRange
+    baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunConfig:
+        if self.test.start <= self.train.end:
+            raise ValueError(
+                f"test.start: the test range ({self.test.start}..{self.test.end}) overlaps the training range "
+                f"({self.train.start}..{self.train.end}); the test must start after train.end"
+            )
+        algo = self.agent.algorithm
+        if algo in DISCRETE_ONLY and not self.env.discrete:
+            raise ValueError(
+                f"agent.algorithm: {algo} needs a discrete action space, but the {self.env.type} env's actions are "
+                "continuous; use PPO, A2C, SAC, TD3 or DDPG (or env.type single_asset)"
+            )
+        if algo in CONTINUOUS_ONLY and self.env.discrete:
+            raise ValueError(
+                f"agent.algorithm: {algo} needs a continuous action space, but the single_asset env is discrete; "
+                "use PPO, A2C or DQN, or set env.params.continuous: true"
+            )
+        if "index" in self.baselines.names and self.data.index is None and "names" in self.baselines.model_fields_set:
+            raise ValueError("baselines.names: 'index' is listed but data.index is not set")
+        return self
+
+    def dump_yaml(self) -> str:
+        """The config as YAML (dates as ISO strings), suitable for :func:`load_config`."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def _loc(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-after"))]
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        where = _loc(loc)
+        # a validator on a parent model names the child field at the start of its message ("params.x: ...")
+        match = re.match(r"^(\[\d+\]|[A-Za-z_][\w.]*(?:\[\d+\])?):? (.*)$", msg, re.S)
+        if match and (match.group(1).startswith("[") or msg.startswith(f"{match.group(1)}: ")):
+            sub = match.group(1)
+            where = f"{where}{sub}" if sub.startswith("[") else (f"{where}.{sub}" if where else sub)
+            msg = match.group(2)
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling; docs/training.md lists the fields)"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        lines.append(f"  {where or '(top level)'}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Mapping[str, Any], source: str = "config") -> RunConfig:
+    """Validate a config mapping; :class:`ConfigError` lists each bad field."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a mapping of fields at the top level, got {type(data).__name__}")
+    try:
+        return RunConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        n = exc.error_count()
+        raise ConfigError(f"{source}: {n} invalid field{'s' if n > 1 else ''}:\n{_format_errors(exc)}") from None
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+    """Read and validate a YAML run config.
+
+    Parameters
+    ----------
+    path:
+        The YAML file.
+    overrides:
+        Dotted keys replacing values of the file, e.g. ``{"agent.timesteps": 2048}``.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or not YAML (with the line), or a field is invalid (named).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"config {path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        raise ConfigError(f"config {path} is empty")
+    if isinstance(data, dict) and overrides:
+        for key, value in overrides.items():
+            node = data
+            parts = key.split(".")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise ConfigError(f"config {path}: cannot override {key}: {part} is not a mapping")
+            node[parts[-1]] = value
+    return parse_config(data, f"config {path}")
+
+
+def check_dates(config: RunConfig, first: pd.Timestamp, last: pd.Timestamp, source: str = "config") -> None:
+    """Refuse train/test ranges outside the data (beyond :data:`DATE_SLACK_DAYS` at the edges).
+
+    Parameters
+    ----------
+    config:
+        The run config.
+    first, last:
+        The first and last timestamp of the loaded bars (all symbols present).
+    """
+    lo = pd.Timestamp(first).tz_localize(None) if pd.Timestamp(first).tzinfo else pd.Timestamp(first)
+    hi = pd.Timestamp(last).tz_localize(None) if pd.Timestamp(last).tzinfo else pd.Timestamp(last)
+    slack = pd.Timedelta(days=DATE_SLACK_DAYS)
+    span = f"the data runs from {lo.date()} to {hi.date()}"
+    for field in ("train", "test"):
+        rng: DateRange = getattr(config, field)
+        if pd.Timestamp(rng.start) < lo - slack:
+            raise ConfigError(f"{source}: {field}.start {rng.start} is before the data: {span}")
+        if pd.Timestamp(rng.end) > hi + slack:
+            raise ConfigError(f"{source}: {field}.end {rng.end} is after the data: {span}")
+        if pd.Timestamp(rng.start) > hi or pd.Timestamp(rng.end) < lo:
+            raise ConfigError(f"{source}: {field} {rng.start}..{rng.end} lies outside the data: {span}")

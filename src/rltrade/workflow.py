@@ -1,0 +1,553 @@
+"""The main job: data → features → train → backtest → baselines → report (``rltrade run CONFIG``).
+
+:func:`train` trains one agent per seed on the training range and writes a run directory;
+:func:`backtest` trades the saved agents over the test range (out of sample), runs the baselines on
+the same dates with the same costs and timing, and scores everything; :func:`write_run_report`
+renders ``report.html``; :func:`run` does the three. The run directory holds::
+
+    config.yaml      the validated config (defaults filled in)
+    manifest.json    dataset content hash, feature scaler, package versions, git commit, seeds, dates
+    models/          one SB3 zip per seed (seed_<s>.zip)
+    equity.csv       portfolio value per test bar: the agent (per seed) and each baseline
+    weights.csv      value weights per bar and strategy (symbols, then cash)
+    trades.csv       holdings changes per bar (stock_trading and single_asset envs)
+    metrics.json     one object of metrics per column of equity.csv
+    summary.json     statistics over seeds (mean ± std, Sharpe CI, PSR, Welch t-test vs random)
+    report.html      self-contained report
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rltrade.config import ConfigError, RunConfig, check_dates, load_config
+from rltrade.errors import RLTradeError
+
+log = logging.getLogger(__name__)
+
+MANIFEST_VERSION = 1
+_PACKAGES = (
+    "rltrade",
+    "numpy",
+    "pandas",
+    "numba",
+    "torch",
+    "stable-baselines3",
+    "gymnasium",
+    "skfolio",
+    "empyrical-reloaded",
+    "ta-lib",
+    "plotly",
+    "pydantic",
+)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What :func:`run` and :func:`backtest` leave behind."""
+
+    run_dir: Path
+    metrics: dict[str, dict[str, float]]
+    summary: dict[str, Any] | None
+    agent_columns: tuple[str, ...]
+
+
+# ----------------------------------------------------------------------------------- data
+def load_data(config: RunConfig, progress: bool = False) -> tuple[pd.DataFrame, pd.Series | None]:
+    """The bars of the traded symbols (ingested first when the store lacks them) and the index closes.
+
+    Loads every bar up to ``test.end``: the history before ``train.start`` feeds the feature
+    warm-ups and the minimum-variance window; nothing after the test range is read.
+    """
+    from rltrade.data.sources import fetch
+    from rltrade.data.store import BarStore, load_bars
+
+    data = config.data
+    store = BarStore(data.store)
+
+    def ingest(source: str, symbols: list[str] | None) -> None:
+        log.info("ingesting %s%s into %s", source, f" ({', '.join(symbols)})" if symbols else "", store.uri)
+        store.ingest(fetch(source, symbols, None, None, data.freq), source=source)
+
+    index_symbol = data.index.symbol if data.index else None
+    if data.symbols is None:
+
+        def from_source() -> list[str]:
+            return sorted(
+                i.symbol for i in store.info(data.freq) if i.source == data.source and i.symbol != index_symbol
+            )
+
+        symbols = from_source()
+        if not symbols:
+            ingest(data.source, None)
+            symbols = from_source()
+        if not symbols:
+            raise ConfigError(f"data.source {data.source!r} gave no symbols")
+    else:
+        symbols = list(data.symbols)
+        missing = sorted(set(symbols) - set(store.symbols(data.freq)))
+        if missing:
+            ingest(data.source, missing)
+    end = pd.Timestamp(config.test.end) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    bars = load_bars(symbols, end=end, freq=data.freq, store=store.uri)
+    index_close = None
+    if data.index is not None and "index" in config.baselines.names:
+        if index_symbol not in store.symbols(data.freq):
+            ingest(data.index.source, [data.index.symbol])
+        frame = load_bars([data.index.symbol], end=end, freq=data.freq, store=store.uri)
+        index_close = pd.Series(
+            frame["close"].to_numpy(), index=pd.DatetimeIndex(frame["timestamp"]).tz_convert(None), name="index"
+        )
+    first = bars.groupby("symbol")["timestamp"].min().max()
+    last = bars.groupby("symbol")["timestamp"].max().min()
+    check_dates(config, first, last)
+    return bars, index_close
+
+
+# ----------------------------------------------------------------------------------- envs
+def _env_kwargs(config: RunConfig, split: str, start: Any = None, end: Any = None) -> dict[str, Any]:
+    env = config.env
+    rng = config.train if split == "train" else config.test
+    kwargs: dict[str, Any] = dict(env.params)
+    kwargs["cost"] = env.cost.build()
+    kwargs["timing"] = env.timing
+    kwargs["start"] = pd.Timestamp(start if start is not None else rng.start).tz_localize(None)
+    kwargs["end"] = pd.Timestamp(end if end is not None else rng.end) + pd.Timedelta(hours=23, minutes=59)
+    if env.type == "single_asset":
+        kwargs["initial_capital"] = env.initial_value
+    else:
+        kwargs["features"] = list(config.features.names)
+        kwargs["feature_params"] = dict(config.features.params)
+        kwargs["initial_value" if env.type == "portfolio" else "initial_cash"] = env.initial_value
+    if split == "train":
+        kwargs["random_start"] = config.agent.random_start
+        kwargs["episode_length"] = config.agent.episode_length
+    return kwargs
+
+
+def make_env(config: RunConfig, bars: pd.DataFrame, split: str, start: Any = None, end: Any = None) -> Any:
+    """The scalar env of the config on the ``train`` or ``test`` range (or ``start``..``end``)."""
+    return config.env.env_class()(bars, **_env_kwargs(config, split, start, end))
+
+
+def make_training_env(config: RunConfig, bars: pd.DataFrame) -> tuple[Any, Any]:
+    """``(vec_env, template)``: the batched training env (``agent.n_envs`` copies) and its scalar form."""
+    kwargs = _env_kwargs(config, "train")
+    n_envs = config.agent.n_envs
+    if config.env.type == "portfolio":
+        from rltrade.envs.vec import BatchedPortfolioEnv
+
+        venv: Any = BatchedPortfolioEnv(bars, n_envs=n_envs, **kwargs)
+    elif config.env.type == "stock_trading":
+        from rltrade.envs.vec import BatchedStockTradingEnv
+
+        venv = BatchedStockTradingEnv(bars, n_envs=n_envs, **kwargs)
+    else:
+        from rltrade.envs.single_asset import BatchedSingleAssetEnv
+
+        venv = BatchedSingleAssetEnv(bars, n_envs=n_envs, **kwargs)
+    return venv, venv.template
+
+
+def _scaler(config: RunConfig, template: Any) -> Any:
+    from rltrade.agents.scaling import fit_feature_scaler
+
+    if config.env.type == "single_asset":
+        return None  # its states are signals and log differences; nothing to fit
+    return fit_feature_scaler(template.market, config.features.scaler)
+
+
+# ----------------------------------------------------------------------------------- files
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    _write_text(path, json.dumps(_json_safe(data), indent=2) + "\n")
+
+
+def _write_csv(path: Path, frame: pd.DataFrame, index: bool = True) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(tmp, index=index, float_format="%.10g", date_format="%Y-%m-%d")
+    os.replace(tmp, path)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return None if not math.isfinite(float(value)) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """The manifest of a run directory."""
+    path = Path(run_dir) / "manifest.json"
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RLTradeError(
+            f"{run_dir} is not a run directory: no manifest.json (make one with `rltrade train`)"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise RLTradeError(f"{path}: not valid JSON ({exc})") from None
+    return manifest
+
+
+def seeds_of(config: RunConfig, n_seeds: int) -> list[int]:
+    """The seeds of a run: ``config.seed`` and the ``n_seeds - 1`` after it."""
+    if n_seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {n_seeds}")
+    return [config.seed + i for i in range(n_seeds)]
+
+
+def agent_column(config: RunConfig, seed: int) -> str:
+    """Column name of a seed's agent in equity.csv: ``ppo`` for the first seed, ``ppo_seed<s>`` after."""
+    name = config.agent.algorithm.lower()
+    return name if seed == config.seed else f"{name}_seed{seed}"
+
+
+def random_column(config: RunConfig, seed: int) -> str:
+    """Column name of a seed's random agent: ``random``, then ``random_seed<s>``."""
+    return "random" if seed == config.seed else f"random_seed{seed}"
+
+
+# ----------------------------------------------------------------------------------- train
+def train(
+    config: RunConfig,
+    runs_dir: str | Path = "runs",
+    n_seeds: int = 1,
+    *,
+    progress: bool = True,
+    bars: pd.DataFrame | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> Path:
+    """Train one agent per seed and write a run directory (without the backtest).
+
+    The directory is built under a hidden temporary name and renamed when every model is saved,
+    so an interrupted run leaves no half-written run directory.
+    """
+    from rltrade.agents.factory import make_agent, train_agent
+    from rltrade.agents.scaling import VecScaledObservation
+
+    stage = on_stage or (lambda message: log.info("%s", message))
+    started = time.perf_counter()
+    seeds = seeds_of(config, n_seeds)
+    stage("loading data")
+    if bars is None:
+        bars, _ = load_data(config, progress)
+    stage("building the training env")
+    venv, template = make_training_env(config, bars)
+    scaler = _scaler(config, template)
+    market = template.market
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    runs = Path(runs_dir)
+    runs.mkdir(parents=True, exist_ok=True)
+    final = runs / f"{config.name}-{stamp}"
+    suffix = 1
+    while final.exists():
+        suffix += 1
+        final = runs / f"{config.name}-{stamp}-{suffix}"
+    work = runs / f".{final.name}.partial"
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "models").mkdir(parents=True)
+    try:
+        _write_text(work / "config.yaml", config.dump_yaml())
+        train_seconds: dict[str, float] = {}
+        for seed in seeds:
+            stage(f"training {config.agent.algorithm} seed {seed} for {config.agent.timesteps:,} steps")
+            venv_s, _ = make_training_env(config, bars) if seed != seeds[0] else (venv, template)
+            env = VecScaledObservation(venv_s, template, scaler) if scaler is not None else venv_s
+            t0 = time.perf_counter()
+            model = make_agent(
+                config.agent.algorithm,
+                env,
+                seed=seed,
+                params=config.agent.params,
+                policy=config.agent.policy,
+                policy_kwargs=config.agent.policy_kwargs,
+                device=config.agent.device,
+                tensorboard_log=work / "tensorboard" if config.agent.tensorboard else None,
+                torch_threads=config.agent.torch_threads,
+            )
+            train_agent(
+                model,
+                config.agent.timesteps,
+                progress=progress,
+                label=f"{config.agent.algorithm} seed {seed}",
+                tb_log_name=f"seed_{seed}",
+            )
+            train_seconds[str(seed)] = round(time.perf_counter() - t0, 3)
+            model.save(str(work / "models" / f"seed_{seed}.zip"))
+        manifest = {
+            "format": MANIFEST_VERSION,
+            "name": config.name,
+            "run_id": final.name,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "algorithm": config.agent.algorithm,
+            "env": config.env.type,
+            "seeds": seeds,
+            "timesteps": config.agent.timesteps,
+            "symbols": list(market.symbols),
+            "train": {
+                "start": str(pd.Timestamp(market.times[market.first]).date()),
+                "end": str(pd.Timestamp(market.times[market.last]).date()),
+            },
+            "test": {"start": str(config.test.start), "end": str(config.test.end)},
+            "dataset_hash": bars.attrs.get("content_hash"),
+            "features": list(market.feature_names),
+            "feature_scaler": scaler.to_dict() if scaler is not None else None,
+            "timing": template.timing.name if hasattr(template, "timing") else None,
+            "cost": repr(template.cost_model),
+            "initial_value": config.env.initial_value,
+            "train_seconds": train_seconds,
+            "packages": _versions(),
+            "platform": platform.platform(),
+            "git_commit": _git_commit(),
+        }
+        _write_json(work / "manifest.json", manifest)
+        os.replace(work, final)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    log.info("trained %d seed(s) in %.1f s: %s", len(seeds), time.perf_counter() - started, final)
+    return final
+
+
+# ----------------------------------------------------------------------------------- backtest
+def _load_run(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
+    manifest = read_manifest(run_dir)
+    config = load_config(run_dir / "config.yaml")
+    return config, manifest
+
+
+def backtest(
+    run_dir: str | Path,
+    start: str | dt.date | None = None,
+    end: str | dt.date | None = None,
+    *,
+    progress: bool = True,
+    bars: pd.DataFrame | None = None,
+    index_close: pd.Series | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Trade the run's saved agents over the test range and score them against the baselines.
+
+    Parameters
+    ----------
+    run_dir:
+        A directory written by :func:`train`.
+    start, end:
+        Another range than the config's test range; a range overlapping the training range is
+        refused (it would be in-sample).
+    """
+    from rltrade.agents.factory import load_agent
+    from rltrade.agents.scaling import ScaledObservation
+    from rltrade.backtest.baselines import index_baseline, random_agent, weight_baselines
+    from rltrade.backtest.metrics import metrics_table
+    from rltrade.backtest.runner import run_policy
+    from rltrade.features.normalize import normalizer_from_dict
+
+    stage = on_stage or (lambda message: log.info("%s", message))
+    run_dir = Path(run_dir)
+    config, manifest = _load_run(run_dir)
+    if start is not None or end is not None:
+        test = {"start": str(start or config.test.start), "end": str(end or config.test.end)}
+        config = load_config(run_dir / "config.yaml", overrides={"test.start": test["start"], "test.end": test["end"]})
+    if bars is None:
+        stage("loading data")
+        bars, index_close = load_data(config, progress)
+    trained_on = manifest.get("dataset_hash")
+    if start is None and end is None and trained_on and bars.attrs.get("content_hash") not in (None, trained_on):
+        log.warning("the stored data changed since training (content hash differs from the manifest)")
+    scaler = normalizer_from_dict(manifest["feature_scaler"]) if manifest.get("feature_scaler") else None
+    seeds: list[int] = list(manifest["seeds"])
+    equity: dict[str, pd.Series] = {}
+    turnover: dict[str, pd.Series] = {}
+    weights: list[pd.DataFrame] = []
+    trades: list[pd.DataFrame] = []
+    agent_cols: list[str] = []
+    random_cols: list[str] = []
+    timestamps: pd.DatetimeIndex | None = None
+
+    def record(name: str, traj: Any) -> None:
+        equity[name] = traj.equity(name)
+        turnover[name] = traj.turnover_series(name)
+        weights.append(traj.weights_frame(name))
+        if config.env.type != "portfolio":
+            trades.append(traj.trades_frame(name))
+
+    for seed in seeds:
+        stage(f"backtesting {config.agent.algorithm} seed {seed}")
+        env = make_env(config, bars, "test")
+        policy_env = ScaledObservation(env, scaler) if scaler is not None else env
+        model = load_agent(
+            config.agent.algorithm,
+            run_dir / "models" / f"seed_{seed}.zip",
+            config.agent.device,
+            config.agent.torch_threads,
+        )
+
+        def policy(obs: np.ndarray, model: Any = model) -> Any:
+            return model.predict(obs, deterministic=True)[0]
+
+        traj = run_policy(policy_env, policy, seed=seed, progress=f"backtest seed {seed}" if progress else False)
+        if timestamps is None:
+            timestamps = traj.timestamps
+        col = agent_column(config, seed)
+        agent_cols.append(col)
+        record(col, traj)
+        if "random" in config.baselines.names:
+            col = random_column(config, seed)
+            random_cols.append(col)
+            record(col, random_agent(make_env(config, bars, "test"), seed))
+    assert timestamps is not None
+    names = [n for n in config.baselines.names if n in ("buy_and_hold", "equal_weight", "min_variance")]
+    if names:
+        stage("running the baselines")
+        template = make_env(config, bars, "test")
+        base = weight_baselines(
+            bars if config.env.type != "single_asset" else bars[bars["symbol"] == template.market.symbols[0]],
+            start=timestamps[0],
+            end=timestamps[-1],
+            cost=template.cost_model,
+            timing=template.timing,
+            initial_value=config.env.initial_value,
+            names=names,
+            min_variance_window=config.baselines.min_variance_window,
+            refit_every=config.baselines.refit_every,
+            progress=progress,
+        )
+        for name in names:
+            record(name, base[name])
+    if index_close is not None:
+        equity["index"] = index_baseline(index_close, timestamps, config.env.initial_value)
+    order = agent_cols + [n for n in ("buy_and_hold", "equal_weight", "min_variance") if n in equity]
+    order += random_cols + (["index"] if "index" in equity else [])
+    frame = pd.DataFrame({name: equity[name].to_numpy() for name in order}, index=timestamps)
+    frame.index.name = "timestamp"
+    turn = pd.DataFrame({name: turnover[name].to_numpy() for name in turnover}, index=timestamps)
+    ev = config.evaluation
+    metrics = metrics_table(frame, turn, risk_free=ev.risk_free, periods_per_year=ev.periods_per_year)
+    summary = _seed_summary(config, frame, turn, agent_cols, random_cols)
+    _write_csv(run_dir / "equity.csv", frame)
+    _write_csv(run_dir / "weights.csv", pd.concat(weights, ignore_index=True), index=False)
+    if trades:
+        _write_csv(run_dir / "trades.csv", pd.concat(trades, ignore_index=True), index=False)
+    _write_json(run_dir / "metrics.json", metrics)
+    _write_json(run_dir / "summary.json", summary)
+    return RunResult(run_dir, metrics, summary, tuple(agent_cols))
+
+
+def _seed_summary(
+    config: RunConfig,
+    equity: pd.DataFrame,
+    turnover: pd.DataFrame,
+    agent_cols: Sequence[str],
+    random_cols: Sequence[str],
+) -> dict[str, Any]:
+    from rltrade.backtest.stats import summarize_seeds, welch_t_test
+
+    ev = config.evaluation
+    out: dict[str, Any] = {"confidence": ev.confidence, "n_seeds": len(agent_cols), "strategies": []}
+    for name, cols in ((config.agent.algorithm.lower(), agent_cols), ("random", random_cols)):
+        if not cols:
+            continue
+        summary = summarize_seeds(
+            name,
+            [equity[c] for c in cols],
+            [turnover[c] for c in cols],
+            risk_free=ev.risk_free,
+            periods_per_year=ev.periods_per_year,
+            confidence=ev.confidence,
+            n_boot=ev.n_boot,
+            seed=config.seed,
+        )
+        out["strategies"].append(summary.to_dict())
+    if random_cols:
+        t, p = welch_t_test(
+            [float(equity[c].iloc[-1]) for c in agent_cols], [float(equity[c].iloc[-1]) for c in random_cols]
+        )
+        out["welch"] = {
+            "statistic": "final_value",
+            "vs": "random",
+            "alternative": "greater",
+            "t": t,
+            "p": p,
+            "note": None if len(agent_cols) >= 2 else "needs --seeds >= 2",
+        }
+    return out
+
+
+# ----------------------------------------------------------------------------------- report and run
+def write_run_report(run_dir: str | Path) -> Path:
+    """Render ``report.html`` from the files of a run directory."""
+    from rltrade.report import write_report
+
+    return write_report(run_dir)
+
+
+def run(
+    config: RunConfig,
+    runs_dir: str | Path = "runs",
+    n_seeds: int = 1,
+    *,
+    progress: bool = True,
+    on_stage: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Train, backtest and report: the main job. Returns the run directory and its metrics."""
+    started = time.perf_counter()
+    stage = on_stage or (lambda message: log.info("%s", message))
+    stage("loading data")
+    bars, index_close = load_data(config, progress)
+    run_dir = train(config, runs_dir, n_seeds, progress=progress, bars=bars, on_stage=on_stage)
+    result = backtest(run_dir, progress=progress, bars=bars, index_close=index_close, on_stage=on_stage)
+    manifest = read_manifest(run_dir)
+    manifest["wall_time_s"] = round(time.perf_counter() - started, 1)
+    _write_json(run_dir / "manifest.json", manifest)
+    stage("writing the report")
+    write_run_report(run_dir)
+    return result

@@ -1,0 +1,155 @@
+"""Run configs: every bad config fails before training with a message naming the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from rltrade.config import ConfigError, RunConfig, check_dates, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _base() -> dict[str, Any]:
+    return {
+        "name": "t",
+        "train": {"start": "2005-01-01", "end": "2016-12-31"},
+        "test": {"start": "2017-01-01", "end": "2022-12-31"},
+    }
+
+
+def _error(data: dict[str, Any]) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, "config t.yaml")
+    return str(info.value)
+
+
+def test_every_shipped_config_is_valid() -> None:
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        config = load_config(path)
+        assert isinstance(config, RunConfig)
+        # the dump is itself a valid config that gives the same object
+        assert parse_config(yaml.safe_load(config.dump_yaml())) == config
+
+
+def test_defaults_fill_in() -> None:
+    config = parse_config(_base())
+    assert config.agent.algorithm == "PPO"
+    assert config.env.type == "portfolio"
+    assert config.env.cost.build().__class__.__name__ == "BpsCost"
+
+
+def test_unknown_algorithm_names_the_field() -> None:
+    data = _base() | {"agent": {"algorithm": "PPO2"}}
+    message = _error(data)
+    assert "agent.algorithm" in message and "PPO2" in message and "DQN" in message
+
+
+def test_algorithm_is_case_insensitive() -> None:
+    assert parse_config(_base() | {"agent": {"algorithm": "a2c"}}).agent.algorithm == "A2C"
+
+
+def test_dqn_with_continuous_actions() -> None:
+    message = _error(_base() | {"agent": {"algorithm": "DQN"}})
+    assert "agent.algorithm" in message and "discrete" in message
+
+
+def test_dqn_on_the_discrete_single_asset_env_is_fine() -> None:
+    config = parse_config(_base() | {"agent": {"algorithm": "DQN"}, "env": {"type": "single_asset"}})
+    assert config.env.discrete
+
+
+def test_ddpg_on_a_discrete_env() -> None:
+    message = _error(_base() | {"agent": {"algorithm": "DDPG"}, "env": {"type": "single_asset"}})
+    assert "agent.algorithm" in message and "continuous" in message
+
+
+def test_test_range_overlapping_training_range() -> None:
+    data = _base() | {"test": {"start": "2016-06-01", "end": "2022-12-31"}}
+    message = _error(data)
+    assert "test.start" in message and "overlaps" in message
+
+
+def test_reversed_range() -> None:
+    message = _error(_base() | {"train": {"start": "2016-01-01", "end": "2005-01-01"}})
+    assert "train" in message and "not after" in message
+
+
+def test_unknown_feature_names_the_position() -> None:
+    message = _error(_base() | {"features": {"names": ["log_return", "rsi_300"]}})
+    assert "features.names[1]" in message and "rsi_300" in message and "rsi_30" in message
+
+
+def test_unknown_feature_parameter() -> None:
+    message = _error(_base() | {"features": {"names": ["log_return"], "params": {"windw": 3}}})
+    assert "features.params" in message and "windw" in message
+
+
+def test_unknown_env_parameter() -> None:
+    message = _error(_base() | {"env": {"params": {"look_bak": 5}}})
+    assert "env.params.look_bak" in message and "look_back" in message
+
+
+def test_env_parameter_set_elsewhere() -> None:
+    message = _error(_base() | {"env": {"params": {"cost": 5}}})
+    assert "env.params.cost" in message and "env.cost" in message
+
+
+def test_unknown_agent_parameter() -> None:
+    message = _error(_base() | {"agent": {"params": {"n_step": 64}}})
+    assert "agent.params.n_step" in message and "n_steps" in message
+
+
+def test_unknown_top_level_field() -> None:
+    message = _error(_base() | {"trian": {}})
+    assert "trian" in message and "unknown field" in message
+
+
+def test_missing_required_field() -> None:
+    data = _base()
+    del data["test"]
+    assert "test: required field is missing" in _error(data)
+
+
+def test_several_errors_are_all_listed() -> None:
+    data = _base() | {"agent": {"algorithm": "XYZ", "timesteps": -1}}
+    message = _error(data)
+    assert "2 invalid fields" in message and "agent.timesteps" in message and "agent.algorithm" in message
+
+
+def test_index_baseline_without_an_index() -> None:
+    message = _error(_base() | {"baselines": {"names": ["index"]}})
+    assert "baselines.names" in message and "data.index" in message
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: t\ntrain: {start: 2005-01-01\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml line \d+"):
+        load_config(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(_base()))
+    config = load_config(path, {"agent.timesteps": 2048, "env.cost.bps": 5})
+    assert config.agent.timesteps == 2048 and config.env.cost.bps == 5
+
+
+def test_dates_outside_the_data() -> None:
+    config = parse_config(_base())
+    first, last = pd.Timestamp("1990-01-02", tz="UTC"), pd.Timestamp("2022-12-28", tz="UTC")
+    check_dates(config, first, last)  # 2022-12-31 is within the slack of a weekend/holiday
+    with pytest.raises(ConfigError, match=r"test.end 2023-06-30 is after the data: the data runs from 1990-01-02"):
+        check_dates(parse_config(_base() | {"test": {"start": "2017-01-01", "end": "2023-06-30"}}), first, last)
+    with pytest.raises(ConfigError, match=r"train.start 2005-01-01 is before the data"):
+        check_dates(config, pd.Timestamp("2010-01-04"), last)
