@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test test-all lint format bench clean
+.PHONY: venv run data test test-all lint format bench clean
 
 venv: $(STAMP)
 
@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
-run: venv  ## the main job
+run: venv  ## the main job: train, backtest and report the quickstart (configs/quickstart.yaml)
+	$(BIN)/rltrade run configs/quickstart.yaml
+
+data: venv  ## ingest every embedded sample into ./rltrade-data and show the stores
 	$(BIN)/rltrade data ingest sample:sp500
+	$(BIN)/rltrade data ingest sample:sp500_index
 	$(BIN)/rltrade data ingest sample:indices
 	$(BIN)/rltrade data ingest sample:eurusd
 	$(BIN)/rltrade data show
@@ -44,6 +48,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_data.py
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_envs.py
+	$(BIN)/python benchmarks/bench_training.py
 
 clean:
 	rm -rf $(VENV) rltrade-data .pytest_cache .mypy_cache .ruff_cache

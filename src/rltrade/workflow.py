@@ -276,8 +276,8 @@ def train(
     stage = on_stage or (lambda message: log.info("%s", message))
     started = time.perf_counter()
     seeds = seeds_of(config, n_seeds)
-    stage("loading data")
     if bars is None:
+        stage("loading data")
         bars, _ = load_data(config, progress)
     stage("building the training env")
     venv, template = make_training_env(config, bars)

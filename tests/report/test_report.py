@@ -315,7 +315,7 @@ def test_metric_values_are_formatted(full_run: Path, full_html: str) -> None:
         f"{ppo['sortino']:.2f}",
         f"{ppo['calmar']:.2f}",
         f"{ppo['max_drawdown'] * 100:.1f}%",
-        f"{ppo['turnover'] * 100:,.1f}%",
+        f"{ppo['turnover']:,.2f}x",
         f"{ppo['hit_rate'] * 100:.1f}%",
         f"{ppo['final_value']:,.0f}",
     ]

@@ -174,3 +174,29 @@ def test_unknown_symbol_fails_before_training(store: Path, tmp_path: Path) -> No
     with pytest.raises(RLTradeError, match="NOPE"):
         workflow.run(config, tmp_path / "runs", progress=False)
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("env", "algorithm", "params"),
+    [
+        ({"type": "stock_trading", "params": {"hmax": 50}}, "A2C", {"n_steps": 8}),
+        ({"type": "single_asset", "params": {"state": "0", "look_back": 5}}, "DQN", {"learning_starts": 64}),
+        ({"type": "portfolio", "params": {"look_back": 3}}, "SAC", {"learning_starts": 64, "batch_size": 32}),
+    ],
+    ids=["stock_trading-A2C", "single_asset-DQN", "portfolio-SAC"],
+)
+def test_other_envs_and_algorithms(
+    store: Path, tmp_path: Path, env: dict[str, Any], algorithm: str, params: dict[str, Any]
+) -> None:
+    symbols = ["KO"] if env["type"] == "single_asset" else ["KO", "PEP", "XOM"]
+    data = _config(store, **{"data.symbols": symbols, "env": env, "agent.algorithm": algorithm})
+    data["agent"].update({"params": params, "timesteps": 256, "n_envs": 2})
+    data["features"] = {"names": ["log_return", "sma_20"], "scaler": "minmax"}
+    result = workflow.run(parse_config(data), tmp_path, progress=False)
+    equity = pd.read_csv(result.run_dir / "equity.csv", index_col="timestamp")
+    column = algorithm.lower()
+    assert equity.columns[0] == column and "random" in equity.columns and "buy_and_hold" in equity.columns
+    assert (equity.iloc[0] == 1_000_000).all()
+    if env["type"] != "portfolio":
+        trades = pd.read_csv(result.run_dir / "trades.csv")
+        assert set(trades["symbol"]) <= set(symbols) and len(trades) > 0

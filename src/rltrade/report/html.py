@@ -68,7 +68,7 @@ class Metric:
 
     :param key: the key in ``metrics.json``.
     :param label: the column header.
-    :param kind: ``"pct"`` (a fraction shown as a percentage), ``"ratio"`` or ``"value"`` (money).
+    :param kind: ``"pct"`` (a fraction shown as a percentage), ``"ratio"``, ``"times"`` (a multiple) or ``"value"`` (money).
     :param better: ``"high"``, ``"low"``, ``"near_zero"`` (drawdowns, whatever their sign) or None.
     :param help: the header's tooltip.
     """
@@ -88,7 +88,7 @@ METRICS = (
     Metric("sortino", "Sortino", "ratio", "high", "Mean / downside deviation of daily returns, times √252"),
     Metric("calmar", "Calmar", "ratio", "high", "Annual return / |max drawdown|"),
     Metric("max_drawdown", "Max drawdown", "pct", "near_zero", "Largest peak-to-trough fall of the portfolio value"),
-    Metric("turnover", "Turnover /yr", "pct", "low", "Annualised one-way turnover (100% = the whole book once a year)"),
+    Metric("turnover", "Turnover /yr", "times", "low", "Annualised one-way turnover (1.00x = the whole book once a year)"),
     Metric("hit_rate", "Hit rate", "pct", "high", "Share of days with a positive return"),
     Metric("final_value", "Final value", "value", "high", "Portfolio value at the end of the test period"),
 )
@@ -328,6 +328,8 @@ def _fmt(value: float | None, kind: str) -> str:
         return f"{value * 100:,.1f}%"
     if kind == "value":
         return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.2f}"
+    if kind == "times":
+        return f"{value:,.2f}x"
     return f"{value:,.2f}"
 
 
@@ -833,7 +835,7 @@ def _seeds_table(summary: dict[str, Any], colors: dict[str, str], algorithm: str
         body.append(f'<tr class="{"agent" if is_agent else "baseline"}">{"".join(cells)}</tr>')
     agent = next((str(e["name"]) for e in entries if str(e["name"]) not in BASELINES), None)
     return (
-        f'<h2 id="seeds">Results over {n_seeds} seeds</h2>\n'
+        f'<h2 id="seeds">Results over {n_seeds} seed{"s" if n_seeds != 1 else ""}</h2>\n'
         '<div class="table-wrap"><table class="seeds">'
         f'<thead><tr><th>Strategy</th><th class="num">Seeds</th>{head}</tr></thead>\n<tbody>\n'
         + "\n".join(body)
