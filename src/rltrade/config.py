@@ -238,16 +238,76 @@ class AgentConfig(_Model):
 
     @model_validator(mode="after")
     def _params(self) -> AgentConfig:
-        from rltrade.agents.factory import algorithm_class
-
-        accepted = set(inspect.signature(algorithm_class(self.algorithm).__init__).parameters) - {"self"}
-        for key in self.params:
-            if key in _AGENT_MANAGED:
-                raise ValueError(f"params.{key}: set it with `{_AGENT_MANAGED[key]}`, not agent.params")
-            if key not in accepted:
-                options = ", ".join(sorted(accepted - set(_AGENT_MANAGED)))
-                raise ValueError(f"params.{key}: not a parameter of {self.algorithm} (it takes: {options})")
+        _check_algorithm_params(self.algorithm, self.params, "params")
         return self
+
+
+def _check_algorithm_params(algorithm: str, params: Mapping[str, Any], where: str) -> None:
+    """Refuse constructor parameters the SB3 class of ``algorithm`` does not take (or the config sets itself)."""
+    from rltrade.agents.factory import algorithm_class
+
+    accepted = set(inspect.signature(algorithm_class(algorithm).__init__).parameters) - {"self"}
+    for key in params:
+        if key in _AGENT_MANAGED:
+            raise ValueError(f"{where}.{key}: set it with `{_AGENT_MANAGED[key]}`, not in the algorithm parameters")
+        if key not in accepted:
+            options = ", ".join(sorted(accepted - set(_AGENT_MANAGED)))
+            raise ValueError(f"{where}.{key}: not a parameter of {algorithm} (it takes: {options})")
+
+
+class EnsembleConfig(_Model):
+    """The quarterly ensemble strategy of Yang et al. (2020) (``strategy: ensemble``; SPEC §4).
+
+    Each quarter the agents train on a window growing from ``train.start`` to the validation
+    window, are validated on ``validation_window`` bars, and the one with the best validation
+    Sharpe (√252) trades the next ``rebalance_window`` bars, carrying cash and holdings over.
+    """
+
+    agents: list[str] = Field(default_factory=lambda: ["PPO", "A2C", "DDPG"])
+    timesteps: dict[str, int] = Field(
+        default_factory=lambda: {"PPO": 100_000, "A2C": 30_000, "DDPG": 10_000},
+        description="Training timesteps per agent and quarter (the paper's); scaled by --timesteps-scale.",
+    )
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="SB3 parameters per agent.")
+    rebalance_window: int = Field(63, ge=2, description="Bars traded by one pick (a quarter).")
+    validation_window: int = Field(63, ge=2, description="Bars each agent is validated on before a pick.")
+    turbulence: bool = Field(True, description="Apply the turbulence threshold rule in validation and trading.")
+    turbulence_quantile: float = Field(0.90, gt=0.5, lt=1.0)
+    turbulence_lookback: int = Field(63, ge=1, description="Bars whose mean turbulence is compared with the quantile.")
+
+    @field_validator("agents")
+    @classmethod
+    def _agents(cls, agents: list[str]) -> list[str]:
+        names = [a.upper() for a in agents]
+        for i, name in enumerate(names):
+            if name not in ALGORITHMS:
+                raise ValueError(f"[{i}] unknown algorithm {agents[i]!r}; choose from {', '.join(ALGORITHMS)}")
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"needs one or more distinct algorithms, got {agents}")
+        return names
+
+    @model_validator(mode="after")
+    def _per_agent(self) -> EnsembleConfig:
+        for key in list(self.timesteps) + list(self.params):
+            if key.upper() not in self.agents:
+                raise ValueError(f"timesteps/params: {key!r} is not one of the agents {self.agents}")
+        for name in self.agents:
+            if name not in {k.upper() for k in self.timesteps}:
+                raise ValueError(f"timesteps: no timesteps for {name}")
+            if any(v <= 0 for v in self.timesteps.values()):
+                raise ValueError(f"timesteps: must be > 0, got {self.timesteps}")
+        for key, params in self.params.items():
+            _check_algorithm_params(key.upper(), params, f"params.{key}")
+        return self
+
+    def timesteps_of(self, agent: str, scale: float = 1.0) -> int:
+        """Training timesteps of ``agent`` times ``scale`` (at least 1)."""
+        value = {k.upper(): v for k, v in self.timesteps.items()}[agent.upper()]
+        return max(1, int(round(value * scale)))
+
+    def params_of(self, agent: str) -> dict[str, Any]:
+        """SB3 parameters of ``agent``."""
+        return dict({k.upper(): v for k, v in self.params.items()}.get(agent.upper(), {}))
 
 
 class BaselinesConfig(_Model):
@@ -280,6 +340,8 @@ class RunConfig(_Model):
     test: DateRange
     baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    strategy: Literal["single", "ensemble"] = Field("single", description="One agent, or the quarterly ensemble.")
+    ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
@@ -301,6 +363,20 @@ class RunConfig(_Model):
             )
         if "index" in self.baselines.names and self.data.index is None and "names" in self.baselines.model_fields_set:
             raise ValueError("baselines.names: 'index' is listed but data.index is not set")
+        if self.strategy == "ensemble":
+            if self.env.type != "stock_trading":
+                raise ValueError(
+                    f"env.type: the ensemble strategy trades the stock_trading env (FinRL's), not {self.env.type}"
+                )
+            for i, name in enumerate(self.ensemble.agents):
+                if name in DISCRETE_ONLY:
+                    raise ValueError(
+                        f"ensemble.agents[{i}]: {name} needs discrete actions; stock_trading is continuous"
+                    )
+            if "turbulence_threshold" in self.env.params:
+                raise ValueError(
+                    "env.params.turbulence_threshold: the ensemble sets it each quarter (ensemble.turbulence)"
+                )
         return self
 
     def dump_yaml(self) -> str:

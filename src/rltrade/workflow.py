@@ -28,7 +28,7 @@ import platform
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,17 +244,6 @@ def seeds_of(config: RunConfig, n_seeds: int) -> list[int]:
     return [config.seed + i for i in range(n_seeds)]
 
 
-def agent_column(config: RunConfig, seed: int) -> str:
-    """Column name of a seed's agent in equity.csv: ``ppo`` for the first seed, ``ppo_seed<s>`` after."""
-    name = config.agent.algorithm.lower()
-    return name if seed == config.seed else f"{name}_seed{seed}"
-
-
-def random_column(config: RunConfig, seed: int) -> str:
-    """Column name of a seed's random agent: ``random``, then ``random_seed<s>``."""
-    return "random" if seed == config.seed else f"random_seed{seed}"
-
-
 # ----------------------------------------------------------------------------------- train
 def train(
     config: RunConfig,
@@ -386,8 +375,6 @@ def backtest(
     """
     from rltrade.agents.factory import load_agent
     from rltrade.agents.scaling import ScaledObservation
-    from rltrade.backtest.baselines import index_baseline, random_agent, weight_baselines
-    from rltrade.backtest.metrics import metrics_table
     from rltrade.backtest.runner import run_policy
     from rltrade.features.normalize import normalizer_from_dict
 
@@ -405,21 +392,7 @@ def backtest(
         log.warning("the stored data changed since training (content hash differs from the manifest)")
     scaler = normalizer_from_dict(manifest["feature_scaler"]) if manifest.get("feature_scaler") else None
     seeds: list[int] = list(manifest["seeds"])
-    equity: dict[str, pd.Series] = {}
-    turnover: dict[str, pd.Series] = {}
-    weights: list[pd.DataFrame] = []
-    trades: list[pd.DataFrame] = []
-    agent_cols: list[str] = []
-    random_cols: list[str] = []
-    timestamps: pd.DatetimeIndex | None = None
-
-    def record(name: str, traj: Any) -> None:
-        equity[name] = traj.equity(name)
-        turnover[name] = traj.turnover_series(name)
-        weights.append(traj.weights_frame(name))
-        if config.env.type != "portfolio":
-            trades.append(traj.trades_frame(name))
-
+    trajectories: dict[int, Any] = {}
     for seed in seeds:
         stage(f"backtesting {config.agent.algorithm} seed {seed}")
         env = make_env(config, bars, "test")
@@ -430,25 +403,96 @@ def backtest(
             config.agent.device,
             config.agent.torch_threads,
         )
+        trajectories[seed] = run_policy(
+            policy_env, deterministic_policy(model), seed=seed, progress=f"backtest seed {seed}" if progress else False
+        )
+    return evaluate(
+        run_dir,
+        config,
+        bars,
+        index_close,
+        {config.agent.algorithm.lower(): trajectories},
+        lambda: make_env(config, bars, "test"),
+        progress=progress,
+        on_stage=on_stage,
+    )
 
-        def policy(obs: np.ndarray, model: Any = model) -> Any:
-            return model.predict(obs, deterministic=True)[0]
 
-        traj = run_policy(policy_env, policy, seed=seed, progress=f"backtest seed {seed}" if progress else False)
-        if timestamps is None:
-            timestamps = traj.timestamps
-        col = agent_column(config, seed)
-        agent_cols.append(col)
-        record(col, traj)
-        if "random" in config.baselines.names:
-            col = random_column(config, seed)
-            random_cols.append(col)
-            record(col, random_agent(make_env(config, bars, "test"), seed))
-    assert timestamps is not None
+def deterministic_policy(model: Any) -> Callable[[np.ndarray], Any]:
+    """The greedy action of an SB3 model (``predict(obs, deterministic=True)``)."""
+
+    def policy(obs: np.ndarray) -> Any:
+        return model.predict(obs, deterministic=True)[0]
+
+    return policy
+
+
+def column_name(group: str, seed: int, first_seed: int) -> str:
+    """Column of a strategy's seed in equity.csv: ``group`` for the first seed, ``group_seed<s>`` after."""
+    return group if seed == first_seed else f"{group}_seed{seed}"
+
+
+def evaluate(
+    run_dir: Path,
+    config: RunConfig,
+    bars: pd.DataFrame,
+    index_close: pd.Series | None,
+    groups: dict[str, dict[int, Any]],
+    random_env: Callable[[], Any],
+    *,
+    progress: bool = True,
+    on_stage: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Score agent trajectories against the baselines and write equity, weights, trades, metrics, summary.
+
+    Parameters
+    ----------
+    groups:
+        Strategy name (``ppo``, ``ensemble``, ...) → seed → :class:`~rltrade.backtest.runner.Trajectory`;
+        every trajectory covers the same timestamps. The first seed's column is the name itself.
+    random_env:
+        Builds the env the random agent (one per seed) trades: the agents' env over the same bars.
+    """
+    from rltrade.backtest.baselines import index_baseline, random_agent, weight_baselines
+    from rltrade.backtest.metrics import metrics_table
+
+    stage = on_stage or (lambda message: log.info("%s", message))
+    first_group = next(iter(groups.values()))
+    seeds = sorted(first_group)
+    timestamps: pd.DatetimeIndex = first_group[seeds[0]].timestamps
+    equity: dict[str, pd.Series] = {}
+    turnover: dict[str, pd.Series] = {}
+    weights: list[pd.DataFrame] = []
+    trades: list[pd.DataFrame] = []
+    columns: dict[str, list[str]] = {}
+
+    def record(name: str, traj: Any) -> None:
+        if not traj.timestamps.equals(timestamps):
+            raise RLTradeError(f"{name}: its dates differ from the other strategies' ({timestamps[0]}..)")
+        equity[name] = traj.equity(name)
+        turnover[name] = traj.turnover_series(name)
+        weights.append(traj.weights_frame(name))
+        if config.env.type != "portfolio":
+            trades.append(traj.trades_frame(name))
+
+    for group, by_seed in groups.items():
+        columns[group] = []
+        for seed in seeds:
+            name = column_name(group, seed, seeds[0])
+            columns[group].append(name)
+            record(name, by_seed[seed])
+    if "random" in config.baselines.names:
+        stage("running the random agent")
+        columns["random"] = []
+        for seed in seeds:
+            name = column_name("random", seed, seeds[0])
+            columns["random"].append(name)
+            env = random_env()
+            record(name, random_agent(env, seed))
     names = [n for n in config.baselines.names if n in ("buy_and_hold", "equal_weight", "min_variance")]
     if names:
         stage("running the baselines")
-        template = make_env(config, bars, "test")
+        template = random_env()
         base = weight_baselines(
             bars if config.env.type != "single_asset" else bars[bars["symbol"] == template.market.symbols[0]],
             start=timestamps[0],
@@ -465,37 +509,36 @@ def backtest(
             record(name, base[name])
     if index_close is not None:
         equity["index"] = index_baseline(index_close, timestamps, config.env.initial_value)
-    order = agent_cols + [n for n in ("buy_and_hold", "equal_weight", "min_variance") if n in equity]
-    order += random_cols + (["index"] if "index" in equity else [])
+    order = [c for group in groups for c in columns[group]]
+    order += [n for n in ("buy_and_hold", "equal_weight", "min_variance") if n in equity]
+    order += columns.get("random", []) + (["index"] if "index" in equity else [])
     frame = pd.DataFrame({name: equity[name].to_numpy() for name in order}, index=timestamps)
     frame.index.name = "timestamp"
     turn = pd.DataFrame({name: turnover[name].to_numpy() for name in turnover}, index=timestamps)
     ev = config.evaluation
     metrics = metrics_table(frame, turn, risk_free=ev.risk_free, periods_per_year=ev.periods_per_year)
-    summary = _seed_summary(config, frame, turn, agent_cols, random_cols)
+    summary = _seed_summary(config, frame, turn, columns, first=next(iter(groups)))
     _write_csv(run_dir / "equity.csv", frame)
     _write_csv(run_dir / "weights.csv", pd.concat(weights, ignore_index=True), index=False)
     if trades:
         _write_csv(run_dir / "trades.csv", pd.concat(trades, ignore_index=True), index=False)
     _write_json(run_dir / "metrics.json", metrics)
     _write_json(run_dir / "summary.json", summary)
-    return RunResult(run_dir, metrics, summary, tuple(agent_cols))
+    return RunResult(run_dir, metrics, summary, tuple(c for group in groups for c in columns[group]))
 
 
 def _seed_summary(
     config: RunConfig,
     equity: pd.DataFrame,
     turnover: pd.DataFrame,
-    agent_cols: Sequence[str],
-    random_cols: Sequence[str],
+    columns: dict[str, list[str]],
+    first: str,
 ) -> dict[str, Any]:
     from rltrade.backtest.stats import summarize_seeds, welch_t_test
 
     ev = config.evaluation
-    out: dict[str, Any] = {"confidence": ev.confidence, "n_seeds": len(agent_cols), "strategies": []}
-    for name, cols in ((config.agent.algorithm.lower(), agent_cols), ("random", random_cols)):
-        if not cols:
-            continue
+    out: dict[str, Any] = {"confidence": ev.confidence, "n_seeds": len(columns[first]), "strategies": []}
+    for name, cols in columns.items():
         summary = summarize_seeds(
             name,
             [equity[c] for c in cols],
@@ -507,17 +550,18 @@ def _seed_summary(
             seed=config.seed,
         )
         out["strategies"].append(summary.to_dict())
-    if random_cols:
+    if "random" in columns:
         t, p = welch_t_test(
-            [float(equity[c].iloc[-1]) for c in agent_cols], [float(equity[c].iloc[-1]) for c in random_cols]
+            [float(equity[c].iloc[-1]) for c in columns[first]], [float(equity[c].iloc[-1]) for c in columns["random"]]
         )
         out["welch"] = {
+            "strategy": first,
             "statistic": "final_value",
             "vs": "random",
             "alternative": "greater",
             "t": t,
             "p": p,
-            "note": None if len(agent_cols) >= 2 else "needs --seeds >= 2",
+            "note": None if len(columns[first]) >= 2 else "needs --seeds >= 2",
         }
     return out
 

@@ -88,7 +88,9 @@ METRICS = (
     Metric("sortino", "Sortino", "ratio", "high", "Mean / downside deviation of daily returns, times √252"),
     Metric("calmar", "Calmar", "ratio", "high", "Annual return / |max drawdown|"),
     Metric("max_drawdown", "Max drawdown", "pct", "near_zero", "Largest peak-to-trough fall of the portfolio value"),
-    Metric("turnover", "Turnover /yr", "times", "low", "Annualised one-way turnover (1.00x = the whole book once a year)"),
+    Metric(
+        "turnover", "Turnover /yr", "times", "low", "Annualised one-way turnover (1.00x = the whole book once a year)"
+    ),
     Metric("hit_rate", "Hit rate", "pct", "high", "Share of days with a positive return"),
     Metric("final_value", "Final value", "value", "high", "Portfolio value at the end of the test period"),
 )
