@@ -28,14 +28,14 @@ wall time of the timed ``learn``. The wall time is also split into the rollout p
 the start of each row is printed next to it.
 
 Run: ``python benchmarks/bench_training.py [--seconds 12] [--timesteps N] [--symbols 30] [--years 10] [--quick]``.
-``--quick`` is a ~30 s smoke run; the default run takes 3-4 minutes on 2 cores.
+``--quick`` is a 30-45 s smoke run; the default run takes 3-4 minutes on 2 cores.
 
 What dominates (measured on a shared 2-core AMD EPYC): with K >= 64 the PPO update takes 85-90 % of
 the time (10 epochs of forward + backward passes of the 64x64 actor and critic over each sample, about
-7 us per sample per epoch on one thread: compute-bound, the first 301x64 layers dominate), the
+7 us per sample per epoch on one thread; most FLOPs are in the two 301x64 input layers), the
 rollout's policy forward passes and buffer writes about 10 % and the env 3 %. Small minibatches (FinRL's
-128) pay about 4 ms of fixed overhead each (autograd, Adam, SB3 bookkeeping). With 2 torch threads the
-update is up to ~30 % faster on an idle machine, but torch's OpenMP threads spin while they wait, and
+128) pay about 3 ms of fixed overhead each (autograd, Adam, SB3 bookkeeping). With 2 torch threads the
+update is 0-40 % faster on a quiet machine, but torch's OpenMP threads spin while they wait, and
 when another process competes for the cores a run became 3-15x slower: 1 thread is the robust choice.
 """
 
@@ -197,8 +197,8 @@ def measure(setup: Setup, seconds: float, timesteps: int | None, seed: int = 0) 
         start = time.perf_counter()
         model.learn(total_timesteps=rollout)  # warm-up: numba compile, torch init
         warm = time.perf_counter() - start
-        if timesteps is None:  # size the timed run from the warm-up: at least two rollouts
-            timesteps = rollout * max(2, math.ceil(seconds / warm))
+        if timesteps is None:  # size the timed run from the warm-up
+            timesteps = rollout * max(1, math.ceil(seconds / warm))
         venv.seconds = model.rollout_seconds = model.train_seconds = 0.0
         before = model.num_timesteps
         start = time.perf_counter()

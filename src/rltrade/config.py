@@ -303,7 +303,7 @@ class EnsembleConfig(_Model):
     def timesteps_of(self, agent: str, scale: float = 1.0) -> int:
         """Training timesteps of ``agent`` times ``scale`` (at least 1)."""
         value = {k.upper(): v for k, v in self.timesteps.items()}[agent.upper()]
-        return max(1, int(round(value * scale)))
+        return max(1, round(value * scale))
 
     def params_of(self, agent: str) -> dict[str, Any]:
         """SB3 parameters of ``agent``."""

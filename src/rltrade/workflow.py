@@ -121,14 +121,22 @@ def load_data(config: RunConfig, progress: bool = False) -> tuple[pd.DataFrame, 
 
 
 # ----------------------------------------------------------------------------------- envs
-def _env_kwargs(config: RunConfig, split: str, start: Any = None, end: Any = None) -> dict[str, Any]:
+def env_kwargs(config: RunConfig, split: str, start: Any = None, end: Any = None) -> dict[str, Any]:
+    """Constructor arguments of the config's env for ``split`` (``train``: random starts, episode length).
+
+    ``start``/``end`` default to the split's dates (the whole ``end`` day included); given
+    explicitly they are bar timestamps, used as they are.
+    """
     env = config.env
     rng = config.train if split == "train" else config.test
     kwargs: dict[str, Any] = dict(env.params)
     kwargs["cost"] = env.cost.build()
     kwargs["timing"] = env.timing
     kwargs["start"] = pd.Timestamp(start if start is not None else rng.start).tz_localize(None)
-    kwargs["end"] = pd.Timestamp(end if end is not None else rng.end) + pd.Timedelta(hours=23, minutes=59)
+    if end is None:
+        kwargs["end"] = pd.Timestamp(rng.end) + pd.Timedelta(hours=23, minutes=59)
+    else:
+        kwargs["end"] = pd.Timestamp(end).tz_localize(None) if pd.Timestamp(end).tzinfo else pd.Timestamp(end)
     if env.type == "single_asset":
         kwargs["initial_capital"] = env.initial_value
     else:
@@ -143,12 +151,12 @@ def _env_kwargs(config: RunConfig, split: str, start: Any = None, end: Any = Non
 
 def make_env(config: RunConfig, bars: pd.DataFrame, split: str, start: Any = None, end: Any = None) -> Any:
     """The scalar env of the config on the ``train`` or ``test`` range (or ``start``..``end``)."""
-    return config.env.env_class()(bars, **_env_kwargs(config, split, start, end))
+    return config.env.env_class()(bars, **env_kwargs(config, split, start, end))
 
 
 def make_training_env(config: RunConfig, bars: pd.DataFrame) -> tuple[Any, Any]:
     """``(vec_env, template)``: the batched training env (``agent.n_envs`` copies) and its scalar form."""
-    kwargs = _env_kwargs(config, "train")
+    kwargs = env_kwargs(config, "train")
     n_envs = config.agent.n_envs
     if config.env.type == "portfolio":
         from rltrade.envs.vec import BatchedPortfolioEnv
@@ -244,6 +252,48 @@ def seeds_of(config: RunConfig, n_seeds: int) -> list[int]:
     return [config.seed + i for i in range(n_seeds)]
 
 
+def new_run_dir(config: RunConfig, runs_dir: str | Path, create: bool = True) -> Path:
+    """A fresh ``RUNS_DIR/<name>-<YYYYmmdd-HHMMSS>`` path (with ``-2``, ``-3``... if taken); created unless told."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    runs = Path(runs_dir)
+    runs.mkdir(parents=True, exist_ok=True)
+    final = runs / f"{config.name}-{stamp}"
+    suffix = 1
+    while final.exists():
+        suffix += 1
+        final = runs / f"{config.name}-{stamp}-{suffix}"
+    if create:
+        final.mkdir()
+    return final
+
+
+def base_manifest(
+    config: RunConfig, run_dir: Path, bars: pd.DataFrame, seeds: list[int], symbols: list[str], features: list[str]
+) -> dict[str, Any]:
+    """The manifest fields every run has: identity, data hash, seeds, versions, commit."""
+    return {
+        "format": MANIFEST_VERSION,
+        "name": config.name,
+        "run_id": run_dir.name,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "strategy": config.strategy,
+        "algorithm": config.agent.algorithm,
+        "env": config.env.type,
+        "seeds": seeds,
+        "timesteps": config.agent.timesteps,
+        "symbols": symbols,
+        "train": {"start": str(config.train.start), "end": str(config.train.end)},
+        "test": {"start": str(config.test.start), "end": str(config.test.end)},
+        "dataset_hash": bars.attrs.get("content_hash"),
+        "features": features,
+        "feature_scaler": None,
+        "initial_value": config.env.initial_value,
+        "packages": _versions(),
+        "platform": platform.platform(),
+        "git_commit": _git_commit(),
+    }
+
+
 # ----------------------------------------------------------------------------------- train
 def train(
     config: RunConfig,
@@ -272,15 +322,8 @@ def train(
     venv, template = make_training_env(config, bars)
     scaler = _scaler(config, template)
     market = template.market
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    runs = Path(runs_dir)
-    runs.mkdir(parents=True, exist_ok=True)
-    final = runs / f"{config.name}-{stamp}"
-    suffix = 1
-    while final.exists():
-        suffix += 1
-        final = runs / f"{config.name}-{stamp}-{suffix}"
-    work = runs / f".{final.name}.partial"
+    final = new_run_dir(config, runs_dir, create=False)
+    work = final.parent / f".{final.name}.partial"
     shutil.rmtree(work, ignore_errors=True)
     (work / "models").mkdir(parents=True)
     try:
@@ -311,32 +354,19 @@ def train(
             )
             train_seconds[str(seed)] = round(time.perf_counter() - t0, 3)
             model.save(str(work / "models" / f"seed_{seed}.zip"))
-        manifest = {
-            "format": MANIFEST_VERSION,
-            "name": config.name,
-            "run_id": final.name,
-            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "algorithm": config.agent.algorithm,
-            "env": config.env.type,
-            "seeds": seeds,
-            "timesteps": config.agent.timesteps,
-            "symbols": list(market.symbols),
-            "train": {
-                "start": str(pd.Timestamp(market.times[market.first]).date()),
-                "end": str(pd.Timestamp(market.times[market.last]).date()),
-            },
-            "test": {"start": str(config.test.start), "end": str(config.test.end)},
-            "dataset_hash": bars.attrs.get("content_hash"),
-            "features": list(market.feature_names),
-            "feature_scaler": scaler.to_dict() if scaler is not None else None,
-            "timing": template.timing.name if hasattr(template, "timing") else None,
-            "cost": repr(template.cost_model),
-            "initial_value": config.env.initial_value,
-            "train_seconds": train_seconds,
-            "packages": _versions(),
-            "platform": platform.platform(),
-            "git_commit": _git_commit(),
-        }
+        manifest = base_manifest(config, final, bars, seeds, list(market.symbols), list(market.feature_names))
+        manifest.update(
+            {
+                "train": {
+                    "start": str(pd.Timestamp(market.times[market.first]).date()),
+                    "end": str(pd.Timestamp(market.times[market.last]).date()),
+                },
+                "feature_scaler": scaler.to_dict() if scaler is not None else None,
+                "timing": template.timing.name if hasattr(template, "timing") else None,
+                "cost": repr(template.cost_model),
+                "train_seconds": train_seconds,
+            }
+        )
         _write_json(work / "manifest.json", manifest)
         os.replace(work, final)
     except BaseException:

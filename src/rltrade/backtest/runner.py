@@ -17,8 +17,9 @@ marks to (see docs/envs.md, "Execution timing and the accounting convention").
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -57,6 +58,9 @@ class Trajectory:
         ``[len, N]`` close of each symbol at each timestamp (the prices of :meth:`trades_frame`).
     multiplier:
         Currency units per unit of price and holding (a futures contract's multiplier; 1 for shares).
+    final_info:
+        The env's info dict after the last step (e.g. ``cash`` and ``shares``, to carry an account
+        over to the next window).
     """
 
     timestamps: pd.DatetimeIndex
@@ -68,6 +72,7 @@ class Trajectory:
     symbols: tuple[str, ...]
     closes: FloatArray
     multiplier: float = 1.0
+    final_info: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.timestamps)
@@ -205,7 +210,9 @@ def run_policy(
     bar = None
     if progress:
         total = max(int(recorder.market.last) - int(info["bar"]), 0)
-        bar = tqdm(total=total, desc=progress if isinstance(progress, str) else None, unit="step")
+        bar = tqdm(
+            total=total, desc=progress if isinstance(progress, str) else None, unit="step", disable=None, leave=False
+        )
     try:
         done = False
         while not done:
@@ -217,7 +224,7 @@ def run_policy(
     finally:
         if bar is not None:
             bar.close()
-    return recorder.trajectory()
+    return dataclasses.replace(recorder.trajectory(), final_info=dict(info))
 
 
 def random_policy(action_space: gym.Space[Any], seed: int) -> Callable[[Any], Any]:

@@ -68,7 +68,8 @@ class Metric:
 
     :param key: the key in ``metrics.json``.
     :param label: the column header.
-    :param kind: ``"pct"`` (a fraction shown as a percentage), ``"ratio"``, ``"times"`` (a multiple) or ``"value"`` (money).
+    :param kind: ``"pct"`` (a fraction shown as a percentage), ``"ratio"``, ``"times"`` (a multiple)
+        or ``"value"`` (money).
     :param better: ``"high"``, ``"low"``, ``"near_zero"`` (drawdowns, whatever their sign) or None.
     :param help: the header's tooltip.
     """
