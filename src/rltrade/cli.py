@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from rltrade.config import ConfigError
 from rltrade.errors import RLTradeError
 
 app = typer.Typer(
@@ -209,14 +210,50 @@ def run_command(
     runs_dir: RunsDirOption = Path("runs"),
     seeds: SeedsOption = 1,
     timesteps: TimestepsOption = None,
+    timesteps_scale: Annotated[
+        float, typer.Option("--timesteps-scale", min=0.0, help="Ensemble: multiply each agent's timesteps.")
+    ] = 1.0,
+    quarters: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--quarters", min=1, help="Ensemble: stop after N quarters."),
+    ] = None,
+    resume: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--resume", help="Ensemble: continue the interrupted run RUN_DIR from its last finished quarter."),
+    ] = None,
+    ray_address: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--ray-address", help="Ensemble: join this Ray cluster (default: a local Ray)."),
+    ] = None,
+    no_ray: Annotated[
+        bool, typer.Option("--no-ray", help="Ensemble: train the agents one after the other, without Ray.")
+    ] = False,
     quiet: QuietOption = False,
 ) -> None:
     """The main job: ingest if needed, train, backtest out of sample against baselines, report."""
     from rltrade import workflow
 
     try:
-        cfg = _load(config, timesteps)
-        result = workflow.run(cfg, runs_dir, seeds, progress=not quiet, on_stage=_stage)
+        cfg = _load(resume / "config.yaml" if resume else config, timesteps)
+        if cfg.strategy == "ensemble":
+            from rltrade.strategies.ensemble import run_ensemble
+
+            result = run_ensemble(
+                cfg,
+                runs_dir,
+                seeds,
+                timesteps_scale=timesteps_scale,
+                max_quarters=quarters,
+                resume=resume,
+                use_ray=not no_ray,
+                ray_address=ray_address,
+                progress=not quiet,
+                on_stage=_stage,
+            )
+        else:
+            if resume is not None or quarters is not None or timesteps_scale != 1.0:
+                raise ConfigError("--resume, --quarters and --timesteps-scale apply to `strategy: ensemble` configs")
+            result = workflow.run(cfg, runs_dir, seeds, progress=not quiet, on_stage=_stage)
     except RLTradeError as exc:
         _fail(exc)
         return

@@ -314,6 +314,8 @@ def train(
 
     stage = on_stage or (lambda message: log.info("%s", message))
     started = time.perf_counter()
+    if config.strategy == "ensemble":
+        raise ConfigError("strategy: an ensemble config trains quarter by quarter: use `rltrade run` for it")
     seeds = seeds_of(config, n_seeds)
     if bars is None:
         stage("loading data")

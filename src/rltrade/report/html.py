@@ -231,6 +231,9 @@ def _read_weights(path: Path) -> pd.DataFrame:
 def _read_quarters(path: Path) -> pd.DataFrame:
     frame = _read_csv(path)
     _require_columns(frame, path, ("quarter", "picked"))
+    if "seed" in frame.columns and frame["seed"].nunique() > 1:
+        # several seeds: the picks of the first seed, the one whose curves are drawn boldly
+        frame = frame[frame["seed"] == frame["seed"].min()].reset_index(drop=True)
     frame["quarter"] = frame["quarter"].astype(str)
     frame["picked"] = frame["picked"].astype(str)
     for column in frame.columns:
