@@ -18,17 +18,18 @@ Rows:
   limited to 1 thread and with 2 threads.
 
 Method: each row builds a fresh model and runs a short warm-up ``learn`` (one rollout and one
-update: numba compile, torch init, allocator warm-up), then times a second ``learn`` call.
-Timesteps/s = timesteps collected by that call / its wall time; ``learn`` collects whole rollouts, so a
-run is rounded up to a multiple of ``n_steps * K``. The VecEnv is wrapped in :class:`TimedVecEnv`, which adds
-up the time spent in ``reset``, ``step_async`` and ``step_wait``; *env share* is that time over the
-wall time of the timed ``learn``. The wall time is also split into the rollout phase
-(``collect_rollouts``: env, policy forward passes, rollout buffer) and the update phase (``train``:
-``n_epochs`` passes of minibatch gradient steps). The machine is shared, so the load average at
-the start of each row is printed next to it.
+update: numba compile, torch init, allocator warm-up), then times a second ``learn`` call that runs
+whole rollout + update iterations until about ``--seconds`` have passed (:class:`StopAfter`), or
+for ``--timesteps``. Timesteps/s = timesteps collected by that call / its wall time. The VecEnv is
+wrapped in :class:`TimedVecEnv`, which adds up the time spent in ``reset``, ``step_async`` and
+``step_wait``; *env share* is that time over the wall time of the timed ``learn``. The wall time is
+also split into the rollout phase (``collect_rollouts``: env, policy forward passes, rollout buffer)
+and the update phase (``train``: ``n_epochs`` passes of minibatch gradient steps). The machine is
+shared, so the load average at the start of each row is printed next to it.
 
 Run: ``python benchmarks/bench_training.py [--seconds 12] [--timesteps N] [--symbols 30] [--years 10] [--quick]``.
-``--quick`` is a 30-45 s smoke run; the default run takes 3-4 minutes on 2 cores.
+``--quick`` is a 30-45 s smoke run and the default run takes 3-4 minutes on 2 quiet cores (longer when
+torch threads collapse under load, see below).
 
 What dominates (measured on a shared 2-core AMD EPYC): with K >= 64 the PPO update takes 85-90 % of
 the time (10 epochs of forward + backward passes of the 64x64 actor and critic over each sample, about
@@ -42,7 +43,6 @@ when another process competes for the cores a run became 3-15x slower: 1 thread 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import time
@@ -56,6 +56,7 @@ import pandas as pd
 import stable_baselines3
 import torch
 from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
@@ -141,6 +142,29 @@ class TimedPPO(PPO):
         self.train_seconds += time.perf_counter() - start
 
 
+class StopAfter(BaseCallback):
+    """Ends ``learn`` at the first rollout boundary after ``seconds``.
+
+    The rollout that ends after the deadline is still used for an update; the next one is cut after
+    its first VecEnv step (whose K timesteps are counted), so the timed run is whole iterations.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.deadline = float("inf")
+        self.expired = False
+
+    def _on_training_start(self) -> None:
+        self.deadline = time.perf_counter() + self.seconds
+
+    def _on_rollout_end(self) -> None:
+        self.expired = time.perf_counter() >= self.deadline
+
+    def _on_step(self) -> bool:
+        return not self.expired
+
+
 @dataclass(frozen=True)
 class Setup:
     """One table row: how to build the VecEnv and which PPO parameters and torch threads to use."""
@@ -174,7 +198,7 @@ def load_average() -> float:
 
 
 def measure(setup: Setup, seconds: float, timesteps: int | None, seed: int = 0) -> Result:
-    """Warm up, then time one ``learn`` of about ``seconds`` (or of ``timesteps``) for ``setup``."""
+    """Warm up, then time one ``learn`` of whole rollouts for about ``seconds`` (or of ``timesteps``)."""
     default_threads = torch.get_num_threads()
     torch.set_num_threads(setup.torch_threads or default_threads)
     try:
@@ -194,15 +218,14 @@ def measure(setup: Setup, seconds: float, timesteps: int | None, seed: int = 0) 
             learning_rate=LEARNING_RATE,
         )
         rollout = setup.n_steps * setup.n_envs
-        start = time.perf_counter()
         model.learn(total_timesteps=rollout)  # warm-up: numba compile, torch init
-        warm = time.perf_counter() - start
-        if timesteps is None:  # size the timed run from the warm-up
-            timesteps = rollout * max(1, math.ceil(seconds / warm))
         venv.seconds = model.rollout_seconds = model.train_seconds = 0.0
         before = model.num_timesteps
         start = time.perf_counter()
-        model.learn(total_timesteps=timesteps, reset_num_timesteps=False)
+        if timesteps is None:
+            model.learn(total_timesteps=10**12, reset_num_timesteps=False, callback=StopAfter(seconds))
+        else:
+            model.learn(total_timesteps=timesteps, reset_num_timesteps=False)
         wall = time.perf_counter() - start
         done = model.num_timesteps - before
         return Result(

@@ -334,7 +334,10 @@ def run_ensemble(
                 "timesteps_scale": timesteps_scale,
                 "max_quarters": max_quarters,
                 "quarters": len(quarters),
-                "train": {"start": str(pd.Timestamp(times[train_start]).date()), "end": None},
+                "train": {  # the window grows: its end is that of the last quarter's training
+                    "start": str(pd.Timestamp(times[train_start]).date()),
+                    "end": str(pd.Timestamp(times[quarters[-1].train_end]).date()),
+                },
                 "test": {
                     "start": str(pd.Timestamp(times[trade_first]).date()),
                     "end": str(pd.Timestamp(times[quarters[-1].trade_end]).date()),
