@@ -27,7 +27,7 @@ also split into the rollout phase (``collect_rollouts``: env, policy forward pas
 and the update phase (``train``: ``n_epochs`` passes of minibatch gradient steps). The machine is
 shared, so the load average at the start of each row is printed next to it.
 
-Run: ``python benchmarks/bench_training.py [--seconds 12] [--timesteps N] [--symbols 30] [--years 10] [--quick]``.
+Run: ``python benchmarks/bench_training.py [--seconds 10] [--timesteps N] [--symbols 30] [--years 10] [--quick]``.
 ``--quick`` is a 30-45 s smoke run and the default run takes 3-4 minutes on 2 quiet cores (longer when
 torch threads collapse under load, see below).
 
@@ -270,7 +270,7 @@ def setups(bars: pd.DataFrame, quick: bool, episode_length: int) -> list[Setup]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=12.0, help="about how long each timed learn runs")
+    parser.add_argument("--seconds", type=float, default=10.0, help="about how long each timed learn runs")
     parser.add_argument("--timesteps", type=int, default=None, help="timesteps per timed learn (overrides --seconds)")
     parser.add_argument("--symbols", type=int, default=30)
     parser.add_argument("--years", type=int, default=10)
