@@ -25,20 +25,11 @@ RATE = 0.001  # BpsCost(10)
 
 
 @pytest.fixture(scope="module")
-def sp500_small() -> pd.DataFrame:
+def sp500_small(sp500_bars: pd.DataFrame) -> pd.DataFrame:
     """5 stocks of the embedded S&P 500 sample (close-only), 2015-2018."""
-    from rltrade.data.sources import fetch
-    from rltrade.data.validate import validate_bars
-
-    bars = pd.concat([validate_bars(raw) for raw in fetch("sample:sp500")], ignore_index=True)
+    bars = sp500_bars
     keep = bars["symbol"].isin(SYMBOLS) & (bars["timestamp"] >= "2015-01-01") & (bars["timestamp"] < "2019-01-01")
     return bars.loc[keep].reset_index(drop=True)
-
-
-@pytest.fixture(scope="module")
-def aapl_ibm(aapl_ibm_bars: pd.DataFrame) -> pd.DataFrame:
-    """Real AAPL and IBM OHLCV (2010) with UTC timestamps."""
-    return aapl_ibm_bars.assign(timestamp=pd.to_datetime(aapl_ibm_bars["timestamp"], utc=True))
 
 
 def matrix(bars: pd.DataFrame, field: str, stamps: pd.DatetimeIndex) -> np.ndarray:
