@@ -75,11 +75,12 @@ def test_bad_config_fails_before_training_naming_the_field(tmp_path: Path) -> No
 
 
 def test_train_then_backtest(tmp_path: Path) -> None:
-    config = _tiny(tmp_path)
+    config = _tiny(tmp_path, tensorboard=True)
     trained = runner.invoke(app, ["train", str(config), "--runs-dir", str(tmp_path / "runs"), "--quiet"])
     assert trained.exit_code == 0, trained.output
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert not (run_dir / "equity.csv").exists()
+    assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*")), "no TensorBoard logs"
     tested = runner.invoke(app, ["backtest", str(run_dir), "--quiet"])
     assert tested.exit_code == 0, tested.output
     assert (run_dir / "equity.csv").exists() and (run_dir / "report.html").exists()
