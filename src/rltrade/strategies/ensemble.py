@@ -186,10 +186,12 @@ class _Trainer:
     def __init__(self, use_ray: bool, address: str | None, bars: pd.DataFrame) -> None:
         self.use_ray = use_ray
         self.bars = bars
+        self.started_ray = False
         if use_ray:
             import ray
 
             if not ray.is_initialized():
+                self.started_ray = True
                 ray.init(
                     address=address,
                     include_dashboard=False,
@@ -206,6 +208,13 @@ class _Trainer:
         import ray
 
         return list(ray.get([self._remote.remote(task[0], self._bars_ref, *task[1:]) for task in tasks]))
+
+    def close(self) -> None:
+        """Shut down the local Ray this trainer started (a Ray the caller started is left running)."""
+        if self.started_ray:
+            import ray
+
+            ray.shutdown()
 
 
 def _load_model(agent: str, data: bytes, config: RunConfig) -> Any:
@@ -394,6 +403,7 @@ def run_ensemble(
                 groups[name][seed] = concat_trajectories(parts[name])
     finally:
         bar.close()
+        trainer.close()
     stage("scoring against the baselines")
     first, last = times[quarters[0].trade_start], times[quarters[-1].trade_end]
     result = workflow.evaluate(
