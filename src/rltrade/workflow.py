@@ -413,6 +413,11 @@ def backtest(
     stage = on_stage or (lambda message: log.info("%s", message))
     run_dir = Path(run_dir)
     config, manifest = _load_run(run_dir)
+    if manifest.get("strategy") == "ensemble":
+        raise ConfigError(
+            f"{run_dir.name} is an ensemble run: it trades quarter by quarter inside `rltrade run` "
+            "(continue it with `rltrade run CONFIG --resume RUN_DIR`); its results are in equity.csv and quarters.csv"
+        )
     if start is not None or end is not None:
         test = {"start": str(start or config.test.start), "end": str(end or config.test.end)}
         config = load_config(run_dir / "config.yaml", overrides={"test.start": test["start"], "test.end": test["end"]})

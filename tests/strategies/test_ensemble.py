@@ -154,3 +154,10 @@ def test_config_errors() -> None:
         parse_config(base | {"ensemble": {"agents": ["PPO", "DQN"], "timesteps": {"PPO": 10, "DQN": 10}}})
     with pytest.raises(ConfigError, match=r"ensemble\.params\.PPO\.n_stepz"):
         parse_config(base | {"ensemble": {"params": {"PPO": {"n_stepz": 5}}}})
+
+
+def test_backtest_refuses_an_ensemble_run(sequential_run: Path) -> None:
+    from rltrade import workflow
+
+    with pytest.raises(ConfigError, match="ensemble run"):
+        workflow.backtest(sequential_run, progress=False)
