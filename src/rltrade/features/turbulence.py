@@ -14,6 +14,8 @@ usable assets (O(D^3) per timestamp with D, the number of symbols, small).
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Mapping
 
 import numpy as np
@@ -30,6 +32,11 @@ PINV_RTOL = 1e-10
 # Target timestamps per block. Blocks start at fixed multiples of BLOCK, never at a position that
 # depends on the length of the input, so truncating the data cannot change the rounding.
 BLOCK = 256
+# The last few results of turbulence_index, keyed by a digest of (window, close matrix). Envs over
+# the same bars (the ensemble builds seven per quarter, one per window and account) then compute
+# the index once: it costs O(T * D^2) on the whole history, hashing the matrix a few milliseconds.
+_CACHE_SIZE = 4
+_cache: OrderedDict[bytes, FloatArray] = OrderedDict()
 
 
 def simple_returns(close: FloatArray) -> FloatArray:
@@ -74,15 +81,30 @@ def turbulence_index(close: FloatArray, window: int = DEFAULT_WINDOW) -> FloatAr
     Returns
     -------
     numpy.ndarray
-        ``(T,)`` float64 array.
+        ``(T,)`` float64 array (a fresh copy; the last few results are cached by the matrix's bytes).
     """
     if window < 2:
         raise FeatureError(f"turbulence: turbulence_window must be >= 2, got {window}")
+    close = np.ascontiguousarray(close, dtype=np.float64)
+    digest = hashlib.blake2b(np.array([window, *close.shape], dtype=np.int64).tobytes(), digest_size=20)
+    digest.update(close.tobytes())
+    key = digest.digest()
+    if key in _cache:
+        _cache.move_to_end(key)
+        return _cache[key].copy()  # a copy: callers may keep and modify what they get
+    out = _compute_turbulence(close, window)
+    _cache[key] = out.copy()
+    if len(_cache) > _CACHE_SIZE:
+        _cache.popitem(last=False)
+    return out
+
+
+def _compute_turbulence(close: FloatArray, window: int) -> FloatArray:
     n_times, n_assets = close.shape
     out = nan_array(n_times)
     if n_times <= window or n_assets == 0:
         return out
-    returns = simple_returns(np.asarray(close, dtype=np.float64))
+    returns = simple_returns(close)
     finite = np.isfinite(returns)
     filled = np.where(finite, returns, 0.0)
     for start in range(window, n_times, BLOCK):
