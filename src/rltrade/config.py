@@ -286,28 +286,35 @@ class EnsembleConfig(_Model):
             raise ValueError(f"needs one or more distinct algorithms, got {agents}")
         return names
 
+    @field_validator("timesteps", "params")
+    @classmethod
+    def _upper_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        upper = {key.upper(): item for key, item in value.items()}
+        if len(upper) != len(value):
+            raise ValueError(f"an agent is named twice (names ignore case): {list(value)}")
+        return upper
+
     @model_validator(mode="after")
     def _per_agent(self) -> EnsembleConfig:
         for key in list(self.timesteps) + list(self.params):
-            if key.upper() not in self.agents:
+            if key not in self.agents:
                 raise ValueError(f"timesteps/params: {key!r} is not one of the agents {self.agents}")
         for name in self.agents:
-            if name not in {k.upper() for k in self.timesteps}:
+            if name not in self.timesteps:
                 raise ValueError(f"timesteps: no timesteps for {name}")
-            if any(v <= 0 for v in self.timesteps.values()):
-                raise ValueError(f"timesteps: must be > 0, got {self.timesteps}")
+        if any(v <= 0 for v in self.timesteps.values()):
+            raise ValueError(f"timesteps: must be > 0, got {self.timesteps}")
         for key, params in self.params.items():
-            _check_algorithm_params(key.upper(), params, f"params.{key}")
+            _check_algorithm_params(key, params, f"params.{key}")
         return self
 
     def timesteps_of(self, agent: str, scale: float = 1.0) -> int:
         """Training timesteps of ``agent`` times ``scale`` (at least 1)."""
-        value = {k.upper(): v for k, v in self.timesteps.items()}[agent.upper()]
-        return max(1, round(value * scale))
+        return max(1, round(self.timesteps[agent.upper()] * scale))
 
     def params_of(self, agent: str) -> dict[str, Any]:
         """SB3 parameters of ``agent``."""
-        return dict({k.upper(): v for k, v in self.params.items()}.get(agent.upper(), {}))
+        return dict(self.params.get(agent.upper(), {}))
 
 
 class BaselinesConfig(_Model):

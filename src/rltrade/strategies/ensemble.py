@@ -30,7 +30,6 @@ import io
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -293,7 +292,6 @@ def run_ensemble(
         Train the agents of a window as Ray tasks (``ray.init()`` locally unless ``ray_address``).
     """
     from rltrade import workflow
-    from rltrade.agents.scaling import ScaledObservation, fit_feature_scaler
 
     stage = on_stage or (lambda message: log.info("%s", message))
     started = time.perf_counter()
@@ -391,8 +389,6 @@ def run_ensemble(
                         trainer,
                         timesteps_scale,
                         stage,
-                        ScaledObservation,
-                        fit_feature_scaler,
                     )
                     _save_quarter(folder, quarter.number, row, carry, segment)
                 rows.append(row)
@@ -437,9 +433,8 @@ def _run_quarter(
     trainer: _Trainer,
     scale: float,
     stage: Callable[[str], None],
-    scaled: Any,
-    fit_scaler: Any,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Trajectory]]:
+    from rltrade.agents.scaling import ScaledObservation, fit_feature_scaler
     from rltrade.workflow import deterministic_policy
 
     ens = config.ensemble
@@ -449,7 +444,7 @@ def _run_quarter(
     threshold = turbulence_threshold(turbulence, quarter, ens.turbulence_quantile, ens.turbulence_lookback)
     env_threshold = threshold if ens.turbulence else None
     train_env = _window_env(config, bars, day(quarter.train_start), day(quarter.train_end))
-    scaler = fit_scaler(train_env.market, config.features.scaler)
+    scaler = fit_feature_scaler(train_env.market, config.features.scaler)
     scaler_data = scaler.to_dict() if scaler is not None else None
     stage(
         f"seed {seed} quarter {quarter.number}: training {', '.join(agents)} on "
@@ -471,7 +466,7 @@ def _run_quarter(
 
     def trade(agent: str, start: int, end: int, **account: Any) -> Trajectory:
         env = _window_env(config, bars, day(start), day(end), turbulence_threshold=env_threshold, **account)
-        env = scaled(env, scaler) if scaler is not None else env
+        env = ScaledObservation(env, scaler) if scaler is not None else env
         return run_policy(env, deterministic_policy(models[agent]), seed=seed)
 
     sharpes = {a: validation_sharpe(trade(a, quarter.val_start, quarter.trade_start)) for a in agents}
@@ -503,8 +498,3 @@ def _run_quarter(
         "turbulence_applied": bool(ens.turbulence),
     }
     return row, new_carry, segment
-
-
-def remove_run(run_dir: Path) -> None:
-    """Delete a run directory (used when a run fails before its first quarter)."""
-    shutil.rmtree(run_dir, ignore_errors=True)
