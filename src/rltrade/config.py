@@ -479,8 +479,10 @@ def check_dates(config: RunConfig, first: pd.Timestamp, last: pd.Timestamp, sour
     first, last:
         The first and last timestamp of the loaded bars (all symbols present).
     """
-    lo = pd.Timestamp(first).tz_localize(None) if pd.Timestamp(first).tzinfo else pd.Timestamp(first)
-    hi = pd.Timestamp(last).tz_localize(None) if pd.Timestamp(last).tzinfo else pd.Timestamp(last)
+    lo, hi = (
+        pd.Timestamp(t).tz_convert("UTC").tz_localize(None) if pd.Timestamp(t).tzinfo else pd.Timestamp(t)
+        for t in (first, last)
+    )
     slack = pd.Timedelta(days=DATE_SLACK_DAYS)
     span = f"the data runs from {lo.date()} to {hi.date()}"
     for field in ("train", "test"):

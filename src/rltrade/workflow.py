@@ -132,11 +132,8 @@ def env_kwargs(config: RunConfig, split: str, start: Any = None, end: Any = None
     kwargs: dict[str, Any] = dict(env.params)
     kwargs["cost"] = env.cost.build()
     kwargs["timing"] = env.timing
-    kwargs["start"] = pd.Timestamp(start if start is not None else rng.start).tz_localize(None)
-    if end is None:
-        kwargs["end"] = pd.Timestamp(rng.end) + pd.Timedelta(hours=23, minutes=59)
-    else:
-        kwargs["end"] = pd.Timestamp(end).tz_localize(None) if pd.Timestamp(end).tzinfo else pd.Timestamp(end)
+    kwargs["start"] = pd.Timestamp(start if start is not None else rng.start)
+    kwargs["end"] = pd.Timestamp(end) if end is not None else pd.Timestamp(rng.end) + pd.Timedelta(hours=23, minutes=59)
     if env.type == "single_asset":
         kwargs["initial_capital"] = env.initial_value
     else:
