@@ -350,6 +350,23 @@ class RunConfig(_Model):
     strategy: Literal["single", "ensemble"] = Field("single", description="One agent, or the quarterly ensemble.")
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_baselines(cls, data: Any) -> Any:
+        """Without ``data.index``, the default baselines are the four that need no index.
+
+        Resolved here, before validation, so that the saved config (which lists the names) reads
+        back as the same config.
+        """
+        if not isinstance(data, Mapping):
+            return data
+        baselines, source = data.get("baselines") or {}, data.get("data") or {}
+        no_index = isinstance(source, Mapping) and source.get("index") is None
+        if no_index and isinstance(baselines, Mapping) and "names" not in baselines:
+            names = [name for name in BASELINES if name != "index"]
+            return {**data, "baselines": {**baselines, "names": names}}
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
         if self.test.start <= self.train.end:
@@ -368,7 +385,7 @@ class RunConfig(_Model):
                 f"agent.algorithm: {algo} needs a continuous action space, but the single_asset env is discrete; "
                 "use PPO, A2C or DQN, or set env.params.continuous: true"
             )
-        if "index" in self.baselines.names and self.data.index is None and "names" in self.baselines.model_fields_set:
+        if "index" in self.baselines.names and self.data.index is None:
             raise ValueError("baselines.names: 'index' is listed but data.index is not set")
         if self.strategy == "ensemble":
             if self.env.type != "stock_trading":

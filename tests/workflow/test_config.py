@@ -153,3 +153,13 @@ def test_dates_outside_the_data() -> None:
         check_dates(parse_config(_base() | {"test": {"start": "2017-01-01", "end": "2023-06-30"}}), first, last)
     with pytest.raises(ConfigError, match=r"train.start 2005-01-01 is before the data"):
         check_dates(config, pd.Timestamp("2010-01-04"), last)
+
+
+def test_saved_config_reads_back_without_an_index() -> None:
+    # the run directory's config.yaml and the ensemble's Ray tasks re-parse the dumped config
+    config = parse_config(_base())
+    assert "index" not in config.baselines.names
+    assert parse_config(yaml.safe_load(config.dump_yaml())) == config
+    with_index = parse_config(_base() | {"data": {"index": {"source": "sample:sp500_index", "symbol": "SP500"}}})
+    assert "index" in with_index.baselines.names
+    assert parse_config(yaml.safe_load(with_index.dump_yaml())) == with_index
