@@ -134,7 +134,8 @@ def _check_jumps(raw: RawBars, frame: pd.DataFrame, *, accept_jumps: bool, max_j
         frame,
         jumps,
         f"one-bar close move over {max_jump:.0%} without an adjustment factor",
-        "Unadjusted splits look like this: provide adj_close, or pass --accept-jumps if the move is real",
+        "Unadjusted splits look like this: add an adj_close column (rltrade then trades split- and dividend-adjusted "
+        "prices) or adjust the prices, or pass --accept-jumps if the move is real",
     )
 
 

@@ -11,6 +11,11 @@ rows after the earliest last bar, and logs it) and refuses a gap inside that ran
 :class:`~rltrade.errors.DataValidationError` naming the symbol and the first missing
 timestamp. Nothing is filled, forwards or backwards.
 
+Corporate actions. Bars that carry ``adj_close`` are traded on split- and dividend-adjusted
+prices: :func:`rltrade.data.adjust.adjust_prices` scales open/high/low/close by ``adj_close /
+close`` before anything else (features included), so a split is not a crash. To trade the raw
+close, drop ``adj_close`` first (``adjust_prices(bars, "raw")``; ``data.prices: raw`` in a config).
+
 Train/test splits. Features are computed on the full history, then ``start``/``end`` select
 the bars the episodes may use. A test period therefore starts with warmed-up features, which
 is still causal: the feature row for bar t uses bars <= t only.
@@ -26,6 +31,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from rltrade.data.adjust import adjust_prices
 from rltrade.errors import DataValidationError
 from rltrade.features import build_features, feature_columns, feature_warmup
 
@@ -46,8 +52,9 @@ class Market:
     Parameters
     ----------
     bars:
-        Canonical bars (``symbol, timestamp, open, high, low, close, volume``); any row order.
-        Close-only sources (NaN open/high/low/volume) are accepted.
+        Canonical bars (``symbol, timestamp, open, high, low, close, volume[, adj_close]``); any row
+        order. Close-only sources (NaN open/high/low/volume) are accepted. With ``adj_close``, the
+        prices are adjusted (see the module docstring).
     features:
         Feature names (see :data:`rltrade.features.FEATURES`) in observation order. May be empty.
     feature_params:
@@ -158,7 +165,7 @@ class Market:
             raise DataValidationError(f"bars lack the column(s) {missing}; expected canonical bars (rltrade.data)")
         if len(bars) == 0:
             raise DataValidationError("bars are empty")
-        frame = bars.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
+        frame = adjust_prices(bars).sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
         if frame.duplicated(["timestamp", "symbol"]).any():
             row = frame.loc[frame.duplicated(["timestamp", "symbol"])].iloc[0]
             raise DataValidationError(

@@ -103,7 +103,9 @@ def fetch_alpaca(
     wanted = clean_symbols(symbols, "alpaca")
     lo, hi = day_window(start, end)
     api_key, secret_key = _keys()
+    from rltrade._optional import require
 
+    require("alpaca", "network", "the alpaca source")
     from alpaca.data.enums import Adjustment, DataFeed
     from alpaca.data.historical import StockHistoricalDataClient
     from alpaca.data.requests import StockBarsRequest

@@ -84,7 +84,9 @@ def fetch_yahoo(
         raise SourceError(f"yahoo: unknown frequency {freq!r}; use one of {', '.join(YAHOO_INTERVALS)}")
     wanted = clean_symbols(symbols, "yahoo")
     lo, hi = day_window(start, end)
+    from rltrade._optional import require
 
+    require("yfinance", "network", "the yahoo source")
     import yfinance.const
 
     host = urlsplit(getattr(yfinance.const, "_BASE_URL_", "")).hostname or DEFAULT_HOST
