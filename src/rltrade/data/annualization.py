@@ -40,6 +40,10 @@ CONTINUOUS_COVERAGE = 0.9
 WEEKEND_SHARE = 0.01
 
 
+class AnnualizationError(RLTradeError, ValueError):
+    """An unknown frequency or market, or a non-positive periods-per-year figure."""
+
+
 @dataclass(frozen=True)
 class Annualization:
     """Bars per year and how they were obtained.
@@ -84,7 +88,7 @@ DAILY = Annualization(252, "daily bars: 252 a year", "exchange", "1d")
 def explicit(periods_per_year: int, freq: str | None = None) -> Annualization:
     """A periods-per-year figure set in the config (``evaluation.periods_per_year``)."""
     if periods_per_year < 1:
-        raise RLTradeError(f"periods_per_year must be >= 1, got {periods_per_year}")
+        raise AnnualizationError(f"periods_per_year must be >= 1, got {periods_per_year}")
     return Annualization(
         int(periods_per_year),
         f"{periods_per_year:,} bars a year (set in evaluation.periods_per_year)",
@@ -134,9 +138,9 @@ def annualization(
     if periods_per_year is not None:
         return explicit(periods_per_year, freq)
     if freq not in FREQ_TIMEDELTA:
-        raise RLTradeError(f"unknown bar frequency {freq!r}; use one of {', '.join(FREQ_TIMEDELTA)}")
+        raise AnnualizationError(f"unknown bar frequency {freq!r}; use one of {', '.join(FREQ_TIMEDELTA)}")
     if market not in MARKETS:
-        raise RLTradeError(f"unknown market {market!r}; use one of {', '.join(MARKETS)}")
+        raise AnnualizationError(f"unknown market {market!r}; use one of {', '.join(MARKETS)}")
     kind = detect_market(timestamps, freq) if market == "auto" else market
     how = " (read from the timestamps)" if market == "auto" else ""
     days = SESSIONS_PER_YEAR[kind]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 CANONICAL_COLUMNS: tuple[str, ...] = ("symbol", "timestamp", "open", "high", "low", "close", "volume")
@@ -62,3 +63,13 @@ def canonical_frame(frame: pd.DataFrame) -> pd.DataFrame:
     for col in columns[2:]:
         out[col] = out[col].astype("float64")
     return out
+
+
+def in_date_range(timestamps: pd.Series, start: str | None, end: str | None) -> np.ndarray:
+    """Which ``timestamps`` (UTC) fall on the days ``start`` .. ``end``, both inclusive (``None``: unbounded)."""
+    keep = np.ones(len(timestamps), dtype=bool)
+    if start is not None:
+        keep &= (timestamps >= pd.Timestamp(start, tz="UTC")).to_numpy()
+    if end is not None:
+        keep &= (timestamps < pd.Timestamp(end, tz="UTC") + pd.Timedelta(days=1)).to_numpy()
+    return keep

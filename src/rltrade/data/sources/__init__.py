@@ -1,7 +1,9 @@
 """Bar sources. Each turns one kind of input into :class:`~rltrade.data.schema.RawBars`.
 
 A source is named by a specification string: ``sample:sp500``, ``csv:PATH``, ``yahoo``, ...
-:func:`fetch` resolves it, then filters symbols and dates the same way for every source.
+:func:`fetch` resolves it and keeps the wanted symbols and dates the same way for every source.
+File sources select while reading, before they check any value: only the kept rows are checked,
+so a bad row of a symbol nobody asked for does not block an ingest.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import pandas as pd
-
-from rltrade.data.schema import FREQUENCIES, RawBars
+from rltrade.data.schema import FREQUENCIES, RawBars, in_date_range
 from rltrade.data.sources.samples import SAMPLES
 from rltrade.errors import DataValidationError, SourceError, UnknownSymbolError
+
+#: Source kinds that read a file (``KIND:PATH``); each keeps the wanted rows before checking values.
+FILE_SOURCES: tuple[str, ...] = ("csv", "parquet", "yahoo-csv", "finrl", "compustat")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ def list_sources() -> list[SourceInfo]:
     rows += [
         SourceInfo("csv:PATH", "CSV in canonical columns symbol,timestamp,open,high,low,close,volume[,adj_close]"),
         SourceInfo("parquet:PATH", "Parquet in canonical columns"),
+        SourceInfo("yahoo-csv:PATH", "Yahoo's CSV download Date,Open,High,Low,Close,Adj Close,Volume (--symbols NAME)"),
         SourceInfo("finrl:PATH", "FinRL processed CSV date,tic,open,high,low,close,volume,... (indicators ignored)"),
         SourceInfo("compustat:PATH", "Compustat daily datadate,tic,prccd,ajexdi[,prcod,prchd,prcld,cshtrd]"),
         SourceInfo("yahoo", "Yahoo Finance via yfinance (network; --symbols required)"),
@@ -71,17 +75,21 @@ def fetch(
         native = batches[0].freq
         if freq is not None and freq != native:
             raise SourceError(f"{spec} provides {native} bars only; drop --freq or pass --freq {native}")
-    elif kind in ("csv", "parquet", "finrl", "compustat"):
+    elif kind in FILE_SOURCES:
         if not arg:
             raise SourceError(f"{kind}: needs a path, e.g. {kind}:prices.csv")
         from rltrade.data.sources import files
 
+        wanted = list(symbols) if symbols else None
         if kind in ("csv", "parquet"):
-            batches = [files.read_canonical(arg, reader=kind, freq=freq, tz=tz)]
+            batches = [files.read_canonical(arg, reader=kind, freq=freq, tz=tz, symbols=wanted, start=start, end=end)]
+        elif kind == "yahoo-csv":
+            batches = [files.read_yahoo_csv(arg, symbols=wanted, freq=freq, tz=tz, start=start, end=end)]
         elif kind == "finrl":
-            batches = [files.read_finrl(arg, freq=freq)]
+            batches = [files.read_finrl(arg, freq=freq, symbols=wanted, start=start, end=end)]
         else:
-            batches = [files.read_compustat(arg, freq=freq)]
+            batches = [files.read_compustat(arg, freq=freq, symbols=wanted, start=start, end=end)]
+        return _restrict(batches, spec, symbols, start, end, selected=True)
     elif kind in ("yahoo", "alpaca"):
         if not symbols:
             raise SourceError(f"{kind} needs --symbols (for example --symbols AAPL,MSFT)")
@@ -103,21 +111,27 @@ def _fetch_network(kind: str, symbols: list[str], start: str | None, end: str | 
 
 
 def _restrict(
-    batches: list[RawBars], spec: str, symbols: Sequence[str] | None, start: str | None, end: str | None
+    batches: list[RawBars],
+    spec: str,
+    symbols: Sequence[str] | None,
+    start: str | None,
+    end: str | None,
+    *,
+    selected: bool = False,
 ) -> list[RawBars]:
+    """Keep ``symbols`` between ``start`` and ``end``; ``selected``: a file source already did (and checked symbols)."""
+    batches = [b for b in batches if len(b.frame)]
     available = sorted({s for b in batches for s in b.symbols})
-    if symbols:
+    if symbols and not selected:
         unknown = [s for s in symbols if s not in available]
         if unknown:
             raise UnknownSymbolError(f"{spec} has no symbol {', '.join(unknown)}; it has {', '.join(available)}")
     out = []
     for batch in batches:
         frame = batch.frame
-        keep = frame["symbol"].isin(symbols) if symbols else pd.Series(True, index=frame.index)
-        if start is not None:
-            keep &= frame["timestamp"] >= pd.Timestamp(start, tz="UTC")
-        if end is not None:
-            keep &= frame["timestamp"] < pd.Timestamp(end, tz="UTC") + pd.Timedelta(days=1)
+        keep = in_date_range(frame["timestamp"], start, end)
+        if symbols:
+            keep &= frame["symbol"].isin(symbols).to_numpy()
         if keep.all():
             out.append(batch)
         elif keep.any():
@@ -127,5 +141,6 @@ def _restrict(
                 )
             )
     if not out:
-        raise DataValidationError(f"{spec}: no bars for {', '.join(symbols or available)} between {start} and {end}")
+        wanted = ", ".join(symbols or available) or "any symbol"
+        raise DataValidationError(f"{spec}: no bars for {wanted} between {start} and {end}")
     return out
