@@ -1,9 +1,12 @@
 """Render a training run directory into one self-contained, offline HTML page.
 
 ``write_report(run_dir)`` reads the files a run leaves behind (``config.yaml``, ``manifest.json``,
-``equity.csv``, ``metrics.json`` and, when present, ``weights.csv``, ``summary.json``,
-``quarters.csv``) into a :class:`RunFiles` and renders them with plotly; plotly.js is inlined
-once, so the page opens without a network connection.
+``equity.csv``, ``metrics.json`` and, when present, ``weights.csv``, ``costs.csv``, ``trades.csv``,
+``summary.json``, ``quarters.csv``) into a :class:`RunFiles` and renders them with plotly; plotly.js
+is inlined once, so the page opens without a network connection. A re-backtest folder
+(``RUN_DIR/backtests/NAME/`` with a ``backtest.json``) renders the same way, its config and
+manifest read from the run it belongs to. The added statistics are computed in
+:mod:`rltrade.report.analytics`; ``docs/report.md`` describes every section.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import os
 import re
 import string
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -27,6 +30,8 @@ import numpy as np
 import pandas as pd
 
 from rltrade.errors import RLTradeError
+from rltrade.report import analytics
+from rltrade.report.analytics import Annualization
 
 logger = logging.getLogger(__name__)
 
@@ -47,19 +52,32 @@ BASELINE_COLORS = {
 }
 BASELINE_DASH = {"buy_and_hold": "dash", "equal_weight": "dash", "min_variance": "dash", "random": "dot"}
 
-# Stacked-area colours for the weights plot (tab20 order), then grey for "other" and cash.
-SYMBOL_COLORS = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-    "#bcbd22", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
-    "#9edae5", "#dbdb8d",
-)  # fmt: skip
-OTHER_COLOR = "#c3c8cf"
+# Stacked-area colours for the weights plot: the nine hues of tab10 (its grey left for "other"),
+# cycled hue first through five shades, so 45 symbols get distinct colours and neighbours differ in hue.
+SYMBOL_HUES = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf")
+SYMBOL_SHADES = (0.0, -0.38, 0.5, -0.62, 0.25)  # < 0 mixes with black, > 0 with white
+OTHER_COLORS = ("#b4bac3", "#9199a4", "#cdd2d8", "#7c8591", "#a3aab4", "#dde0e5")
+OTHER_COLOR = OTHER_COLORS[0]
 CASH_COLOR = "#eceef1"
-MAX_WEIGHT_GROUPS = 12  # symbols shown one by one; the smallest beyond that become "other"
+MAX_WEIGHT_GROUPS = 12  # symbols shown one by one at least (when there are more, up to MAX_SHOWN_SYMBOLS)
+MAX_SHOWN_SYMBOLS = len(SYMBOL_HUES) * len(SYMBOL_SHADES)
+MAX_OTHER_BUCKETS = 8
 MAX_WEIGHT_POINTS = 750  # beyond this the weights plot shows means over blocks of steps
+MAX_CURVE_POINTS = 2500  # beyond this the exposure and cost plots show means over blocks of steps
+MAX_TRADE_ROWS = 200  # the trade list shows the last this many trades of each agent
+TOP_DRAWDOWNS = 5
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
-PLOT_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
+PLOT_CONFIG = {
+    "displaylogo": False,
+    "responsive": True,
+    "displayModeBar": "hover",
+    "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
+}
+# Every figure keeps this much room above its plot area: the modebar (toolbar) shows there, above
+# the legend (anchored to the top of the plot area) and the menus, never over bars or lines.
+TOP_MARGIN = 48
 
 
 @dataclass(frozen=True)
@@ -83,19 +101,55 @@ class Metric:
 
 METRICS = (
     Metric("cumulative_return", "Cum. return", "pct", "high", "Total return over the test period"),
-    Metric("annual_return", "Annual return", "pct", "high", "Compound annual growth rate"),
-    Metric("annual_volatility", "Volatility", "pct", "low", "Annualised standard deviation of daily returns"),
-    Metric("sharpe", "Sharpe", "ratio", "high", "Mean / std of daily returns, times √252"),
-    Metric("sortino", "Sortino", "ratio", "high", "Mean / downside deviation of daily returns, times √252"),
+    Metric("annual_return", "Annual return", "pct", "high", "Compound annual growth rate ({basis})"),
+    Metric("annual_volatility", "Volatility", "pct", "low", "Standard deviation of per-bar returns × {sqrt} ({basis})"),
+    Metric("sharpe", "Sharpe", "ratio", "high", "Mean / std of per-bar returns × {sqrt} ({basis})"),
+    Metric("sortino", "Sortino", "ratio", "high", "Mean / downside deviation of per-bar returns × {sqrt} ({basis})"),
     Metric("calmar", "Calmar", "ratio", "high", "Annual return / |max drawdown|"),
     Metric("max_drawdown", "Max drawdown", "pct", "near_zero", "Largest peak-to-trough fall of the portfolio value"),
     Metric(
-        "turnover", "Turnover /yr", "times", "low", "Annualised one-way turnover (1.00x = the whole book once a year)"
+        "turnover",
+        "Turnover /yr",
+        "times",
+        "low",
+        "Annualised one-way turnover: mean per-bar turnover × {ppy} (1.00x = the whole book once a year)",
     ),
-    Metric("hit_rate", "Hit rate", "pct", "high", "Share of days with a positive return"),
+    Metric("hit_rate", "Hit rate", "pct", "high", "Share of bars with a positive return, among bars that moved"),
     Metric("final_value", "Final value", "value", "high", "Portfolio value at the end of the test period"),
 )
 SEED_METRICS = ("cumulative_return", "annual_return", "annual_volatility", "sharpe", "max_drawdown", "final_value")
+EXTENDED_METRICS = (
+    Metric("alpha", "Alpha", "pct", "high", "Annualised alpha against the index (CAPM regression of per-bar returns)"),
+    Metric("beta", "Beta", "ratio", None, "Beta against the index (CAPM regression of per-bar returns)"),
+    Metric(
+        "information_ratio",
+        "Info ratio",
+        "ratio",
+        "high",
+        "Mean / std of per-bar returns in excess of the index × {sqrt}",
+    ),
+    Metric("tracking_error", "Tracking error", "pct", None, "Std of per-bar returns in excess of the index × {sqrt}"),
+    Metric("var", "VaR 95%", "pct", "near_zero", "Historical value at risk: the 5% quantile of per-bar returns"),
+    Metric(
+        "cvar",
+        "CVaR 95%",
+        "pct",
+        "near_zero",
+        "Conditional value at risk (expected shortfall): the mean of the per-bar returns at or below the VaR",
+    ),
+    Metric("skew", "Skew", "ratio", None, "Sample skewness of per-bar returns (bias-corrected, 0 if symmetric)"),
+    Metric("kurtosis", "Kurtosis", "ratio", None, "Excess kurtosis of per-bar returns (bias-corrected, 0 if normal)"),
+)
+BENCHMARK_METRICS = ("alpha", "beta", "information_ratio", "tracking_error")
+
+
+def _help(metric: Metric, annualization: Annualization) -> str:
+    """The metric's tooltip, its annualisation spelt out from the run's bars per year."""
+    return (
+        metric.help.replace("{sqrt}", annualization.sqrt_text)
+        .replace("{ppy}", f"{annualization.periods_per_year:,}")
+        .replace("{basis}", annualization.basis)
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,16 +158,20 @@ SEED_METRICS = ("cumulative_return", "annual_return", "annual_volatility", "shar
 
 @dataclass(frozen=True)
 class RunFiles:
-    """Everything the report shows, read and checked from one run directory.
+    """Everything the report shows, read and checked from one run directory (or re-backtest folder).
 
-    :param run_dir: the run directory.
-    :param config_text: ``config.yaml`` verbatim.
-    :param manifest: ``manifest.json``.
+    :param run_dir: the run directory, or the re-backtest folder ``RUN_DIR/backtests/NAME``.
+    :param config_text: ``config.yaml`` verbatim (a re-backtest's: its run's).
+    :param manifest: ``manifest.json`` (a re-backtest's: its run's, with the test range, the
+        annualisation, the prices and the dataset hash replaced by those of ``backtest.json``).
     :param equity: ``equity.csv``: a DatetimeIndex and one float column of portfolio value per strategy.
     :param metrics: ``metrics.json``: strategy -> metric -> number or None.
     :param weights: ``weights.csv`` (timestamp, strategy, symbols..., cash) or None.
     :param summary: ``summary.json`` (statistics over seeds) or None.
     :param quarters: ``quarters.csv`` (the ensemble's pick per quarter) or None.
+    :param costs: ``costs.csv``: a DatetimeIndex and the cost paid per bar per strategy, or None.
+    :param trades: ``trades.csv`` (timestamp, strategy, symbol, quantity, holding, price, notional) or None.
+    :param backtest: ``backtest.json`` of a re-backtest folder, else None.
     """
 
     run_dir: Path
@@ -124,23 +182,89 @@ class RunFiles:
     weights: pd.DataFrame | None = None
     summary: dict[str, Any] | None = None
     quarters: pd.DataFrame | None = None
+    costs: pd.DataFrame | None = None
+    trades: pd.DataFrame | None = None
+    backtest: dict[str, Any] | None = None
 
     @classmethod
     def read(cls, run_dir: str | Path) -> RunFiles:
-        """Read ``run_dir``; raise :class:`RLTradeError` naming the file that is missing or malformed."""
+        """Read ``run_dir``; raise :class:`RLTradeError` naming the file that is missing or malformed.
+
+        A folder with a ``backtest.json`` is a re-backtest: its ``config.yaml`` and ``manifest.json``
+        are those of the run ``backtest.json["run"]`` points to (``../..``).
+        """
         root = Path(run_dir)
         if not root.is_dir():
             raise RLTradeError(f"run directory {root} does not exist (expected the output of a training run)")
+        backtest = _read_backtest(root / "backtest.json") if (root / "backtest.json").exists() else None
+        source = root
+        if backtest is not None:
+            source = Path(os.path.normpath(root / str(backtest.get("run") or "../..")))
+            if not source.is_dir():
+                raise RLTradeError(f"backtest.json in {root} points to run {source}, which does not exist")
+        config_text = _read_text(source / "config.yaml")
+        manifest = _read_json_object(source / "manifest.json")
+        if backtest is not None:
+            manifest = _backtest_manifest(manifest, backtest)
+
+        def optional(name: str, reader: Any) -> Any:
+            return reader(root / name) if (root / name).exists() else None
+
         return cls(
             run_dir=root,
-            config_text=_read_text(root / "config.yaml"),
-            manifest=_read_json_object(root / "manifest.json"),
+            config_text=config_text,
+            manifest=manifest,
             equity=_read_equity(root / "equity.csv"),
             metrics=_read_metrics(root / "metrics.json"),
-            weights=_read_weights(root / "weights.csv") if (root / "weights.csv").exists() else None,
-            summary=_read_summary(root / "summary.json") if (root / "summary.json").exists() else None,
-            quarters=_read_quarters(root / "quarters.csv") if (root / "quarters.csv").exists() else None,
+            weights=optional("weights.csv", _read_weights),
+            summary=optional("summary.json", _read_summary),
+            quarters=optional("quarters.csv", _read_quarters),
+            costs=optional("costs.csv", _read_equity),
+            trades=optional("trades.csv", _read_trades),
+            backtest=backtest,
         )
+
+    @property
+    def annualization(self) -> Annualization:
+        """Bars per year and their basis (``manifest["annualization"]``; 252, daily, when absent)."""
+        return Annualization.from_manifest(self.manifest)
+
+    @property
+    def intraday(self) -> bool:
+        """True when a bar of ``equity.csv`` is stamped at a time of day (tables and axes show hours)."""
+        index = pd.DatetimeIndex(self.equity.index)
+        return not bool((index == index.normalize()).all())
+
+    @property
+    def risk_free(self) -> float:
+        """The annual risk-free rate of ``config.yaml`` (``evaluation.risk_free``), 0 when unset or unreadable."""
+        import yaml
+
+        try:
+            config = yaml.safe_load(self.config_text)
+            value = config["evaluation"]["risk_free"]
+        except (yaml.YAMLError, KeyError, TypeError):
+            return 0.0
+        if isinstance(value, bool) or not isinstance(value, int | float) or not -1.0 < value < 10.0:
+            return 0.0
+        return float(value)
+
+
+def _read_backtest(path: Path) -> dict[str, Any]:
+    data = _read_json_object(path)
+    test = data.get("test")
+    if test is not None and not (isinstance(test, dict) and {"start", "end"} <= set(test)):
+        raise RLTradeError(f"{path.name} in {path.parent}: 'test' must be an object with 'start' and 'end'")
+    return data
+
+
+def _backtest_manifest(manifest: dict[str, Any], backtest: dict[str, Any]) -> dict[str, Any]:
+    """The run's manifest with the re-backtest's test range, annualisation, prices and data hash."""
+    out = dict(manifest)
+    for key in ("test", "annualization", "prices", "dataset_hash"):
+        if backtest.get(key) is not None:
+            out[key] = backtest[key]
+    return out
 
 
 def _read_text(path: Path) -> str:
@@ -228,6 +352,17 @@ def _read_weights(path: Path) -> pd.DataFrame:
     return out
 
 
+def _read_trades(path: Path) -> pd.DataFrame:
+    frame = _read_csv(path)
+    _require_columns(frame, path, ("timestamp", "strategy", "symbol"))
+    numeric = [c for c in ("quantity", "holding", "price", "notional") if c in frame.columns]
+    out = _numeric(frame, path, numeric)
+    out.insert(0, "symbol", frame["symbol"].astype(str))
+    out.insert(0, "strategy", frame["strategy"].astype(str))
+    out.insert(0, "timestamp", _parse_timestamps(frame["timestamp"], path))
+    return out
+
+
 def _read_quarters(path: Path) -> pd.DataFrame:
     frame = _read_csv(path)
     _require_columns(frame, path, ("quarter", "picked"))
@@ -267,6 +402,21 @@ def _read_summary(path: Path) -> dict[str, Any]:
     if not isinstance(strategies, list) or not all(isinstance(s, dict) and "name" in s for s in strategies):
         raise RLTradeError(f"{path.name} in {path.parent}: 'strategies' must be a list of objects with a 'name'")
     return data
+
+
+@dataclass(frozen=True)
+class WeightView:
+    """What the weights plot shows for one strategy.
+
+    :param symbols: the symbols drawn one by one.
+    :param buckets: "other" bucket name -> the symbols summed into it.
+    :param within_rule: every bucket weighs no more on average than the largest symbol shown
+        (False only for a book too wide and flat to be drawn that way).
+    """
+
+    symbols: list[str]
+    buckets: dict[str, list[str]]
+    within_rule: bool = True
 
 
 # --------------------------------------------------------------------------------------------
@@ -336,6 +486,8 @@ def _fmt(value: float | None, kind: str) -> str:
         return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.2f}"
     if kind == "times":
         return f"{value:,.2f}x"
+    if kind == "count":
+        return f"{value:,.0f}"
     return f"{value:,.2f}"
 
 
@@ -354,6 +506,22 @@ def _date(value: object) -> str:
         return pd.Timestamp(str(value)).strftime("%Y-%m-%d")
     except ValueError:
         return str(value)
+
+
+def _stamp(value: object, intraday: bool) -> str:
+    """A bar's timestamp: the date, with hours and minutes for intraday runs."""
+    if value is None or value is pd.NaT:
+        return "—"
+    stamp = pd.Timestamp(str(value)) if not isinstance(value, pd.Timestamp) else value
+    if pd.isna(stamp):
+        return "—"
+    return stamp.strftime("%Y-%m-%d %H:%M" if intraday else "%Y-%m-%d")
+
+
+def _traded_range(run: RunFiles) -> str:
+    """First → last bar of ``equity.csv``: the bars the strategies actually traded."""
+    index = run.equity.index
+    return f"{_stamp(index[0], run.intraday)} → {_stamp(index[-1], run.intraday)}"
 
 
 def _period(period: object) -> str | None:
@@ -405,29 +573,48 @@ def _x_values(index: pd.DatetimeIndex) -> list[str]:
     return list(index.strftime("%Y-%m-%d" if midnight else "%Y-%m-%d %H:%M"))
 
 
+def _rangebreaks(index: pd.DatetimeIndex) -> list[dict[str, Any]]:
+    """Intraday bars: hide the nights and weekends without bars, so curves do not step across them."""
+    index = pd.DatetimeIndex(index)
+    if len(index) < 3 or bool((index == index.normalize()).all()):
+        return []
+    breaks: list[dict[str, Any]] = []
+    if not bool((index.day_of_week >= 5).any()):
+        breaks.append({"bounds": ["sat", "mon"]})
+    hours = index.hour + index.minute / 60.0
+    first, last = float(hours.min()), float(hours.max())
+    gaps = pd.Series(index).diff().dropna()
+    bar = float(gaps[gaps > pd.Timedelta(0)].min() / pd.Timedelta(hours=1)) if len(gaps) else 1.0
+    if last - first + bar < 23.0:  # a session shorter than the day
+        breaks.append({"bounds": [min(last + bar, 24.0), first], "pattern": "hour"})
+    return breaks
+
+
 # --------------------------------------------------------------------------------------------
 # Plots
 
 
+AXIS = {
+    "showgrid": True,
+    "gridcolor": "#edf0f3",
+    "linecolor": "#cfd4da",
+    "zeroline": False,
+    "ticks": "outside",
+    "tickcolor": "#cfd4da",
+    "automargin": True,
+}
+
+
 def _layout(height: int, **extra: Any) -> dict[str, Any]:
-    axis = {
-        "showgrid": True,
-        "gridcolor": "#edf0f3",
-        "linecolor": "#cfd4da",
-        "zeroline": False,
-        "ticks": "outside",
-        "tickcolor": "#cfd4da",
-        "automargin": True,
-    }
     layout: dict[str, Any] = {
         "template": "none",
         "height": height,
         "font": {"family": FONT, "size": 12, "color": "#1f2937"},
         "paper_bgcolor": "white",
         "plot_bgcolor": "white",
-        "margin": {"l": 64, "r": 16, "t": 40, "b": 40},
-        "xaxis": dict(axis),
-        "yaxis": dict(axis),
+        "margin": {"l": 64, "r": 16, "t": TOP_MARGIN, "b": 40},
+        "xaxis": dict(AXIS),
+        "yaxis": dict(AXIS),
         "hovermode": "x unified",
         "hoverlabel": {"font": {"family": FONT, "size": 12}},
         "legend": {"orientation": "v", "x": 1.01, "xanchor": "left", "y": 1, "yanchor": "top", "font": {"size": 12}},
@@ -506,6 +693,7 @@ def equity_figure(equity: pd.DataFrame, strategies: Sequence[Strategy], colors: 
     import plotly.graph_objects as go
 
     figure = go.Figure(_curve_traces(equity, strategies, colors))
+    figure.update_xaxes(rangebreaks=_rangebreaks(pd.DatetimeIndex(equity.index)))
     scale_buttons = [
         {"label": "Linear", "method": "relayout", "args": [{"yaxis.type": "linear"}]},
         {"label": "Log", "method": "relayout", "args": [{"yaxis.type": "log"}]},
@@ -534,30 +722,120 @@ def equity_figure(equity: pd.DataFrame, strategies: Sequence[Strategy], colors: 
 
 
 def drawdown_figure(equity: pd.DataFrame, strategies: Sequence[Strategy], colors: dict[str, str]) -> Any:
-    """Underwater plot: the fall from the running peak of each strategy."""
+    """Underwater plots as small multiples: one panel per strategy (its seeds together), shared axes."""
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
-    drawdown = equity / equity.cummax() - 1.0
-    traces = _curve_traces(drawdown, strategies, colors, fill_first_agent=True, hover_format=".1%", digits=4)
-    figure = go.Figure(traces)
-    figure.update_layout(**_layout(400, margin={"l": 64, "r": 16, "t": 34, "b": 40}))
-    figure.update_yaxes(title_text="Drawdown", tickformat=".0%", rangemode="tozero")
+    drawdown = analytics.drawdown_frame(equity)
+    bases = list(dict.fromkeys(s.base for s in strategies))
+    n_cols = min(3, len(bases))
+    n_rows = math.ceil(len(bases) / n_cols)
+    figure = make_subplots(
+        rows=n_rows,
+        cols=n_cols,
+        shared_xaxes="all",
+        shared_yaxes="all",
+        horizontal_spacing=0.04,
+        vertical_spacing=0.3 / n_rows if n_rows > 1 else 0.0,
+        subplot_titles=bases,
+    )
+    x = _x_values(pd.DatetimeIndex(drawdown.index))
+    for i, base in enumerate(bases):
+        row, col = divmod(i, n_cols)
+        color = colors[base]
+        members = [s for s in strategies if s.base == base]
+        for s in sorted(members, key=lambda m: -m.seed):  # the first seed drawn last, on top
+            trace: dict[str, Any] = {
+                "x": x,
+                "y": _rounded(drawdown[s.column], 4),
+                "name": s.column,
+                "mode": "lines",
+                "showlegend": False,
+                "line": {"color": color, "width": 1.6 if s.seed == 0 else 0.9},
+                "hovertemplate": "%{y:.1%}",
+            }
+            if s.seed == 0:
+                trace.update(fill="tozeroy", fillcolor=_rgba(color, 0.14))
+            else:
+                trace.update(opacity=0.45)
+            figure.add_trace(go.Scatter(**trace), row=row + 1, col=col + 1)
+    _left_titles(figure, n_cols, [colors[b] for b in bases])
+    figure.update_layout(**_layout(70 + 180 * n_rows, margin={"l": 64, "r": 16, "t": TOP_MARGIN, "b": 34}))
+    figure.update_layout(showlegend=False)
+    figure.update_xaxes(**AXIS, rangebreaks=_rangebreaks(pd.DatetimeIndex(equity.index)))
+    figure.update_yaxes(**AXIS, tickformat=".0%", rangemode="tozero")
+    figure.update_yaxes(title_text="Drawdown", col=1)
     return figure
 
 
-def _weight_groups(frame: pd.DataFrame, assets: Sequence[str]) -> pd.DataFrame:
-    """At most MAX_WEIGHT_GROUPS symbols, the rest summed into ``other``; cash kept last."""
+def _left_titles(figure: Any, n_cols: int, colors: Sequence[str] = ()) -> None:
+    """Put make_subplots' panel titles at the top left of their panels (the modebar sits top right)."""
+    for i, annotation in enumerate(figure.layout.annotations):
+        row, col = divmod(i, n_cols)
+        domain = figure.get_subplot(row + 1, col + 1).xaxis.domain
+        font = {"size": 13, "family": FONT, "color": colors[i] if i < len(colors) else "#1f2937"}
+        annotation.update(x=domain[0], xanchor="left", yshift=4, font=font)
+
+
+def _weight_groups(frame: pd.DataFrame, assets: Sequence[str]) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """The symbols' weights, the smallest summed into "other" buckets, cash last; and each bucket's members.
+
+    Up to MAX_WEIGHT_GROUPS symbols are all shown. Beyond that the largest (by mean absolute
+    weight) are shown one by one, as many as it takes (up to MAX_SHOWN_SYMBOLS) for the rest to
+    weigh no more on average than the largest symbol shown; when more remain, they are split into
+    several buckets ("other 1", "other 2", ...), each again no larger than the largest symbol
+    shown (at most MAX_OTHER_BUCKETS: a very wide, flat book is split into that many).
+    """
     symbols = [a for a in assets if a != "cash"]
-    out = frame[symbols].copy()
-    if len(symbols) > MAX_WEIGHT_GROUPS:
-        order = frame[symbols].abs().mean().sort_values(ascending=False, kind="stable").index
-        keep = set(order[: MAX_WEIGHT_GROUPS - 1])
-        kept = [s for s in symbols if s in keep]
-        out = frame[kept].copy()
-        out["other"] = frame[[s for s in symbols if s not in keep]].sum(axis=1)
+    buckets: dict[str, list[str]] = {}
+    if len(symbols) <= MAX_WEIGHT_GROUPS:
+        out = frame[symbols].copy()
+    else:
+        size = frame[symbols].abs().mean().sort_values(ascending=False, kind="stable")
+        largest = float(size.iloc[0])
+        n_shown = MAX_WEIGHT_GROUPS - 1
+        while n_shown < min(len(size), MAX_SHOWN_SYMBOLS) and float(size.iloc[n_shown:].sum()) > largest:
+            n_shown += 1
+        if n_shown == len(size) - 1:  # a bucket of one symbol is that symbol
+            n_shown += 1
+        rest = [str(s) for s in size.index[n_shown:]]
+        keep = set(size.index[:n_shown])
+        out = frame[[s for s in symbols if s in keep]].copy()
+        groups: list[list[str]] = []
+        total = math.inf
+        for symbol in rest:
+            if total + float(size[symbol]) > largest:
+                groups.append([])
+                total = 0.0
+            groups[-1].append(symbol)
+            total += float(size[symbol])
+        if len(groups) > MAX_OTHER_BUCKETS:
+            groups = [[str(s) for s in chunk] for chunk in np.array_split(np.array(rest), MAX_OTHER_BUCKETS)]
+        for n, members in enumerate(groups, start=1):
+            name = "other" if len(groups) == 1 else f"other {n}"
+            buckets[name] = members
+            out[name] = frame[members].sum(axis=1)
     if "cash" in assets:
         out["cash"] = frame["cash"]
-    return out
+    return out, buckets
+
+
+def symbol_colors(n: int) -> list[str]:
+    """``n`` stacked-area colours: tab10's nine hues in five shades, the hue changing fastest (repeats after 45)."""
+    colors = []
+    for i in range(n):
+        hue = SYMBOL_HUES[i % len(SYMBOL_HUES)]
+        shade = SYMBOL_SHADES[(i // len(SYMBOL_HUES)) % len(SYMBOL_SHADES)]
+        colors.append(_shade(hue, shade))
+    return colors
+
+
+def _shade(color: str, amount: float) -> str:
+    """Mix ``color`` with white (amount > 0) or black (amount < 0)."""
+    rgb = [int(color[i : i + 2], 16) for i in (1, 3, 5)]
+    target = 255 if amount > 0 else 0
+    mixed = [round(c + (target - c) * abs(amount)) for c in rgb]
+    return "#" + "".join(f"{c:02x}" for c in mixed)
 
 
 def _block_means(groups: pd.DataFrame, step: int) -> pd.DataFrame:
@@ -570,29 +848,43 @@ def _block_means(groups: pd.DataFrame, step: int) -> pd.DataFrame:
     return means
 
 
-def weights_figure(weights: pd.DataFrame, strategies: Sequence[str]) -> tuple[Any, int]:
-    """Stacked value weights per step, with a menu to choose the strategy; returns (figure, block size)."""
+def weights_figure(weights: pd.DataFrame, strategies: Sequence[str]) -> tuple[Any, int, dict[str, WeightView]]:
+    """Stacked value weights per step, with a menu to choose the strategy.
+
+    Returns the figure, the block size (steps per point) and per strategy what its view shows.
+    """
     import plotly.graph_objects as go
 
     assets = [c for c in weights.columns if c not in ("timestamp", "strategy")]
-    per_strategy = {}
+    per_strategy: dict[str, tuple[pd.DataFrame, dict[str, list[str]]]] = {}
     step = 1
     for strategy in strategies:
         rows = weights[weights["strategy"] == strategy].sort_values("timestamp")
         per_strategy[strategy] = _weight_groups(rows.set_index("timestamp"), assets)
         step = max(step, math.ceil(len(rows) / MAX_WEIGHT_POINTS))
     # one colour per symbol across every strategy's view, in the file's symbol order
-    shown = {column for groups in per_strategy.values() for column in groups.columns}
+    shown = {column for groups, _ in per_strategy.values() for column in groups.columns}
     symbols = [a for a in assets if a in shown and a != "cash"]
-    symbol_color = {a: SYMBOL_COLORS[i % len(SYMBOL_COLORS)] for i, a in enumerate(symbols)}
+    symbol_color = dict(zip(symbols, symbol_colors(len(symbols)), strict=True))
+    symbol_color.update({f"other {n}": OTHER_COLORS[(n - 1) % len(OTHER_COLORS)] for n in range(1, 100)})
     symbol_color.update(other=OTHER_COLOR, cash=CASH_COLOR)
     traces: list[Any] = []
     owners: list[str] = []
-    for n, (strategy, groups) in enumerate(per_strategy.items()):
+    views: dict[str, WeightView] = {}
+    for n, (strategy, (groups, buckets)) in enumerate(per_strategy.items()):
+        shown_symbols = [c for c in groups.columns if c != "cash" and c not in buckets]
+        largest = float(groups[shown_symbols].abs().mean().max()) if shown_symbols else 0.0
+        within = all(float(groups[b].abs().mean()) <= largest * (1 + 1e-9) for b in buckets)
+        views[strategy] = WeightView(symbols=shown_symbols, buckets=buckets, within_rule=within)
         sampled = _block_means(groups, step)
         x = _x_values(pd.DatetimeIndex(sampled.index))
         for column in sampled.columns:
             color = symbol_color[column]
+            members = buckets.get(column)
+            hover = "%{y:.1%}"
+            if members:
+                listed = ", ".join(members[:8]) + (f" and {len(members) - 8} more" if len(members) > 8 else "")
+                hover += f" ({len(members)}: {_esc(listed)})"
             traces.append(
                 go.Scatter(
                     x=x,
@@ -603,7 +895,7 @@ def weights_figure(weights: pd.DataFrame, strategies: Sequence[str]) -> tuple[An
                     line={"width": 0.4, "color": color},
                     fillcolor=color,
                     visible=n == 0,
-                    hovertemplate="%{y:.1%}",
+                    hovertemplate=hover,
                 )
             )
             owners.append(strategy)
@@ -613,23 +905,29 @@ def weights_figure(weights: pd.DataFrame, strategies: Sequence[str]) -> tuple[An
         buttons = [
             {"label": s, "method": "update", "args": [{"visible": [o == s for o in owners]}]} for s in strategies
         ]
-        extra["updatemenus"] = [
-            {
-                "type": "dropdown",
-                "buttons": buttons,
-                "x": 0,
-                "xanchor": "left",
-                "y": 1.02,
-                "yanchor": "bottom",
-                "pad": {"l": 0, "b": 4},
-                "bgcolor": "#f9fafb",
-                "bordercolor": "#d1d5db",
-                "font": {"size": 12},
-            }
-        ]
-    figure.update_layout(**_layout(440, **extra))
+        extra["updatemenus"] = [_dropdown(buttons)]
+    # tall enough for the legend of the strategy with the most series, without a scrollbar
+    n_entries = max(len(groups.columns) for groups, _ in per_strategy.values())
+    figure.update_layout(**_layout(max(440, TOP_MARGIN + 50 + 24 * n_entries), **extra))
+    figure.update_xaxes(rangebreaks=_rangebreaks(pd.DatetimeIndex(weights["timestamp"].unique())))
     figure.update_yaxes(title_text="Weight", tickformat=".0%")
-    return figure, step
+    return figure, step, views
+
+
+def _dropdown(buttons: list[dict[str, Any]]) -> dict[str, Any]:
+    """A strategy menu at the top left, above the plot area (the modebar sits at the top right)."""
+    return {
+        "type": "dropdown",
+        "buttons": buttons,
+        "x": 0,
+        "xanchor": "left",
+        "y": 1.02,
+        "yanchor": "bottom",
+        "pad": {"l": 0, "b": 4},
+        "bgcolor": "#f9fafb",
+        "bordercolor": "#d1d5db",
+        "font": {"size": 12},
+    }
 
 
 def quarters_figure(quarters: pd.DataFrame, colors: dict[str, str]) -> Any:
@@ -678,7 +976,9 @@ def quarters_figure(quarters: pd.DataFrame, colors: dict[str, str]) -> Any:
             )
     figure = go.Figure(traces)
     figure.update_layout(
-        **_layout(70 + 34 * len(agents), hovermode="closest", margin={"l": 64, "r": 16, "t": 10, "b": 30}),
+        **_layout(
+            TOP_MARGIN + 40 + 34 * len(agents), hovermode="closest", margin={"l": 64, "r": 16, "t": TOP_MARGIN, "b": 30}
+        ),
         bargap=0.25,
     )
     figure.update_yaxes(categoryorder="array", categoryarray=agents[::-1], showgrid=False, ticks="")
@@ -687,8 +987,166 @@ def quarters_figure(quarters: pd.DataFrame, colors: dict[str, str]) -> Any:
     return figure
 
 
+def _sampled(frame: pd.DataFrame, max_points: int) -> tuple[pd.DataFrame, int]:
+    """``frame`` as block means of at most ``max_points`` rows, and the block size."""
+    step = max(1, math.ceil(len(frame) / max_points))
+    return _block_means(frame, step), step
+
+
+def _thin(series: pd.Series, max_points: int = MAX_CURVE_POINTS) -> pd.Series:
+    """Every step-th value (and the last) so that at most about ``max_points`` remain."""
+    step = max(1, math.ceil(len(series) / max_points))
+    if step == 1:
+        return series
+    keep = np.zeros(len(series), dtype=bool)
+    keep[::step] = True
+    keep[-1] = True
+    return series[keep]
+
+
+def returns_heatmap(equity: pd.DataFrame, strategies: Sequence[Strategy]) -> Any:
+    """Monthly returns, years by months, one heatmap per strategy behind a menu (the first agent first)."""
+    import plotly.graph_objects as go
+
+    tables = {s.column: analytics.monthly_returns(equity[s.column]) for s in strategies}
+    values = np.concatenate([t.to_numpy().ravel() for t in tables.values()])
+    finite = values[np.isfinite(values)]
+    bound = float(np.abs(finite).max()) if finite.size else 0.1
+    colorscale = [[0.0, "#b91c1c"], [0.25, "#f87171"], [0.5, "#f8fafc"], [0.75, "#4ade80"], [1.0, "#15803d"]]
+    traces = []
+    for n, (column, table) in enumerate(tables.items()):
+        traces.append(
+            go.Heatmap(
+                z=[_rounded(row, 4) for row in table.to_numpy()],
+                x=list(MONTHS),
+                y=[str(year) for year in table.index],
+                name=column,
+                zmin=-bound,
+                zmax=bound,
+                zmid=0.0,
+                colorscale=colorscale,
+                showscale=False,
+                xgap=2,
+                ygap=2,
+                texttemplate="%{z:.1%}",
+                textfont={"size": 12},
+                hovertemplate=f"{_esc(column)} %{{y}} %{{x}}: %{{z:.2%}}<extra></extra>",
+                hoverongaps=False,
+                visible=n == 0,
+            )
+        )
+    figure = go.Figure(traces)
+    n_years = max(len(t) for t in tables.values())
+    extra: dict[str, Any] = {}
+    if len(tables) > 1:
+        buttons = [{"label": c, "method": "update", "args": [{"visible": [c == o for o in tables]}]} for c in tables]
+        extra["updatemenus"] = [_dropdown(buttons)]
+    figure.update_layout(**_layout(TOP_MARGIN + 40 + 34 * n_years, hovermode="closest", **extra))
+    figure.update_layout(margin={"l": 64, "r": 16, "t": TOP_MARGIN, "b": 30})
+    figure.update_xaxes(showgrid=False, ticks="", side="bottom")
+    figure.update_yaxes(showgrid=False, ticks="", autorange="reversed", type="category")
+    return figure
+
+
+def rolling_figure(
+    equity: pd.DataFrame,
+    strategies: Sequence[Strategy],
+    colors: dict[str, str],
+    annualization: Annualization,
+    risk_free: float = 0.0,
+) -> tuple[Any, int]:
+    """Rolling Sharpe ratio (top) and volatility (bottom) of each strategy's first seed; returns (figure, window).
+
+    The agents and the index are shown, the other baselines are a click away in the legend.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    ppy = annualization.periods_per_year
+    window = analytics.rolling_window(ppy, len(equity) - 1)
+    figure = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.12,
+        subplot_titles=(f"Rolling Sharpe ratio ({_window_text(window, ppy)})", "Rolling volatility"),
+    )
+    shown = [s for s in strategies if s.seed == 0]
+    for s in shown:
+        # rolling statistics are smooth: every step-th bar draws the same curve with fewer points
+        sharpe = _thin(analytics.rolling_sharpe(equity[s.column], window, ppy, risk_free))
+        volatility = _thin(analytics.rolling_volatility(equity[s.column], window, ppy))
+        line = {"color": colors[s.base], "width": 2.0 if s.is_agent else 1.4}
+        if not s.is_agent:
+            line["dash"] = BASELINE_DASH.get(s.base, "solid")
+        visible: bool | str = True if s.is_agent or s.base == "index" else "legendonly"
+        for row, (series, fmt) in enumerate(((sharpe, ".2f"), (volatility, ".1%")), start=1):
+            figure.add_trace(
+                go.Scatter(
+                    x=_x_values(pd.DatetimeIndex(series.index)),
+                    y=_rounded(series, 4),
+                    name=s.column,
+                    mode="lines",
+                    line=line,
+                    legendgroup=s.column,
+                    showlegend=row == 1,
+                    visible=visible,
+                    hovertemplate=f"%{{y:{fmt}}}",
+                ),
+                row=row,
+                col=1,
+            )
+    _left_titles(figure, 1)
+    figure.update_layout(**_layout(560))
+    figure.update_xaxes(**AXIS, rangebreaks=_rangebreaks(pd.DatetimeIndex(equity.index)))
+    figure.update_yaxes(**AXIS)
+    figure.update_yaxes(title_text="Sharpe", tickformat=".1f", row=1, col=1)
+    figure.update_yaxes(title_text="Volatility", tickformat=".0%", rangemode="tozero", row=2, col=1)
+    return figure, window
+
+
+def _window_text(window: int, periods_per_year: int) -> str:
+    months = window / periods_per_year * 12
+    span = f"{months:.1f} months" if months >= 1 else f"{window / periods_per_year * 365:.1f} days"
+    return f"{window:,} bars ≈ {span.replace('.0 ', ' ')}"
+
+
+def lines_figure(
+    frame: pd.DataFrame,
+    strategies: Sequence[Strategy],
+    colors: dict[str, str],
+    *,
+    height: int,
+    y_title: str,
+    tickformat: str,
+    hover_format: str,
+) -> tuple[Any, int]:
+    """One line per strategy (as the equity plot), block means beyond MAX_CURVE_POINTS; returns (figure, block size)."""
+    import plotly.graph_objects as go
+
+    sampled, step = _sampled(frame, MAX_CURVE_POINTS)
+    traces = _curve_traces(sampled, strategies, colors, hover_format=hover_format, digits=5)
+    figure = go.Figure(traces)
+    n_entries = sum(1 for t in traces if t.showlegend is not False)
+    figure.update_layout(**_layout(max(height, TOP_MARGIN + 50 + 30 * n_entries)))  # the legend without a scrollbar
+    figure.update_xaxes(rangebreaks=_rangebreaks(pd.DatetimeIndex(frame.index)))
+    figure.update_yaxes(title_text=y_title, tickformat=tickformat)
+    return figure, step
+
+
 # --------------------------------------------------------------------------------------------
 # HTML sections
+
+
+PRICES = {
+    "adjusted": "split- and dividend-adjusted prices",
+    "raw": "raw prices (no corporate-action adjustment)",
+}
+
+
+def _run_id(run: RunFiles) -> str:
+    backtest = run.backtest or {}
+    return str(backtest.get("run_id") or run.manifest.get("run_id") or run.manifest.get("name") or run.run_dir.name)
 
 
 def _header(run: RunFiles, strategies: Sequence[Strategy]) -> str:
@@ -697,17 +1155,36 @@ def _header(run: RunFiles, strategies: Sequence[Strategy]) -> str:
     env = manifest.get("env")
     symbols = manifest.get("symbols") if isinstance(manifest.get("symbols"), list) else None
     name = str(manifest.get("name") or run.run_dir.name)
-    test = _period(manifest.get("test")) or f"{_date(run.equity.index[0])} → {_date(run.equity.index[-1])}"
     what = f"{algorithm} agent" + (f" on the {env} environment" if env else "")
     if symbols:
         what += f" · {len(symbols)} symbols"
+    traded = _traded_range(run)
+    configured = _period(manifest.get("test"))
+    traded_tip = f"first and last bar of equity.csv ({len(run.equity):,} bars)"
+    if configured:
+        traded_tip += f"; requested test range {configured}"
+    backtest = ""
+    if run.backtest is not None:
+        backtest = (
+            f'<p class="backtest">Re-backtest of run <strong>{_esc(_run_id(run))}</strong> over '
+            f'<strong>{_esc(traded)}</strong> (folder <span class="mono">{_esc(run.run_dir.name)}</span>).'
+            + (f" <strong>Warning:</strong> {_esc(run.backtest['warning'])}" if run.backtest.get("warning") else "")
+            + "</p>\n"
+        )
+    ann = run.annualization
     facts: list[tuple[str, str | None, str | None]] = [
         ("Train", _period(manifest.get("train")), None),
-        ("Test (out of sample)", test, None),
+        ("Re-backtest" if run.backtest is not None else "Test (out of sample)", traded, traded_tip),
         ("Symbols", str(len(symbols)) if symbols else None, ", ".join(map(str, symbols)) if symbols else None),
         ("Seeds", _seeds(manifest.get("seeds")), None),
         ("Costs", manifest.get("cost"), None),
         ("Timing", manifest.get("timing"), None),
+        (
+            "Prices",
+            {"adjusted": "adjusted", "raw": "raw"}.get(str(manifest.get("prices"))),
+            PRICES.get(str(manifest.get("prices"))),
+        ),
+        ("Bars a year", f"{ann.periods_per_year:,}", ann.basis),
         ("Dataset", _short_hash(manifest.get("dataset_hash")), manifest.get("dataset_hash")),
         # a null commit (not run from a git checkout) is worth showing; an absent key is not
         (
@@ -727,25 +1204,38 @@ def _header(run: RunFiles, strategies: Sequence[Strategy]) -> str:
         items.append(f"<div><dt>{_esc(label)}</dt><dd{tip}>{_esc(value)}</dd></div>")
     return (
         f"<header><h1>{_esc(name)}</h1>\n"
-        f'<p class="subtitle">{_esc(what)}</p>\n'
+        f'<p class="subtitle">{_esc(what)}</p>\n{backtest}'
         f'<dl class="facts">{"".join(items)}</dl></header>'
     )
 
 
 def _how_to_read(run: RunFiles) -> str:
     manifest = run.manifest
-    test = _period(manifest.get("test")) or f"{_date(run.equity.index[0])} → {_date(run.equity.index[-1])}"
+    ann = run.annualization
+    what = f"{len(run.equity):,} bars, first and last traded bar: {_traded_range(run)}"
+    if run.backtest is not None:
+        period = f"a re-backtest of run {_esc(_run_id(run))} ({_esc(what)})"
+    else:
+        period = f"the <strong>out-of-sample test period only</strong> ({_esc(what)})"
     costs = []
+    prices = PRICES.get(str(manifest.get("prices")))
+    if prices:
+        costs.append(f"trades {_esc(prices)}")
     if manifest.get("cost"):
-        costs.append(f"trades pay <code>{_esc(manifest['cost'])}</code>")
+        costs.append(f"pays <code>{_esc(manifest['cost'])}</code>")
     if manifest.get("timing"):
-        costs.append(f"orders fill at <code>{_esc(manifest['timing'])}</code>")
-    cost_text = (" Every strategy " + " and ".join(costs) + ".") if costs else ""
+        costs.append(f"fills orders at <code>{_esc(manifest['timing'])}</code>")
+    cost_text = (
+        (" Every strategy " + ", ".join(costs[:-1]) + (" and " if len(costs) > 1 else "") + costs[-1] + ".")
+        if costs
+        else ""
+    )
     return (
-        '<p class="howto"><strong>How to read this.</strong> Every number and curve below covers the '
-        f"<strong>out-of-sample test period only</strong> ({_esc(test)}).{cost_text} "
-        "Sharpe and Sortino ratios are annualised with √252 from daily returns; "
-        "returns, volatility and drawdowns are in percent. Best value per column in <strong>bold</strong>.</p>"
+        '<p class="howto"><strong>How to read this.</strong> Every number and curve below covers '
+        f"{period}.{cost_text} "
+        f"Sharpe and Sortino ratios and volatilities are annualised with {_esc(ann.sqrt_text)} from per-bar returns "
+        f"({_esc(ann.basis)}); returns, volatility and drawdowns are in percent. "
+        "Best value per column in <strong>bold</strong>.</p>"
     )
 
 
@@ -769,26 +1259,7 @@ def _metrics_table(run: RunFiles, colors: dict[str, str]) -> str:
     extra_keys = list(dict.fromkeys(k for r in run.metrics.values() for k in r if k not in known))
     metrics = [m for m in METRICS if any(m.key in r for r in run.metrics.values())]
     metrics += [Metric(k, k.replace("_", " "), "ratio", None, k) for k in extra_keys]
-    best = {m.key: _best_rows({s.column: run.metrics[s.column].get(m.key) for s in rows}, m.better) for m in metrics}
-    head = "".join(f'<th class="num" title="{_esc(m.help)}">{_esc(m.label)}</th>' for m in metrics)
-    body = []
-    first_baseline = next((s.column for s in rows if not s.is_agent), None)
-    for s in rows:
-        classes = ["agent" if s.is_agent else "baseline"]
-        if s.seed > 0:
-            classes.append("seed")
-        if s.column == first_baseline and any(r.is_agent for r in rows):
-            classes.append("first-baseline")
-        cells = [_name_cell(s.column, colors.get(s.base))]
-        for m in metrics:
-            value = run.metrics[s.column].get(m.key)
-            css = "num best" if s.column in best[m.key] else "num"
-            cells.append(f'<td class="{css}">{_fmt(value, m.kind)}</td>')
-        body.append(f'<tr class="{" ".join(classes)}">{"".join(cells)}</tr>')
-    return (
-        '<h2 id="metrics">Metrics</h2>\n<div class="table-wrap"><table class="metrics">'
-        f"<thead><tr><th>Strategy</th>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody></table></div>"
-    )
+    return _strategy_table("metrics", rows, metrics, run.metrics, colors, run.annualization)
 
 
 def _welch_sentence(summary: dict[str, Any], agent: str | None) -> str:
@@ -810,7 +1281,9 @@ def _welch_sentence(summary: dict[str, Any], agent: str | None) -> str:
     )
 
 
-def _seeds_table(summary: dict[str, Any], colors: dict[str, str], algorithm: str | None) -> str:
+def _seeds_table(
+    summary: dict[str, Any], colors: dict[str, str], algorithm: str | None, annualization: Annualization
+) -> str:
     entries = summary["strategies"]
     names = [str(e["name"]) for e in entries]
     order = {s.column: i for i, s in enumerate(classify(names, algorithm))}
@@ -819,7 +1292,7 @@ def _seeds_table(summary: dict[str, Any], colors: dict[str, str], algorithm: str
     n_seeds = max((int(e.get("n_seeds", 0)) for e in entries), default=0)
     by_key = {m.key: m for m in METRICS}
     shown = [by_key[k] for k in SEED_METRICS if any(k in (e.get("mean") or {}) for e in entries)]
-    head = "".join(f'<th class="num" title="{_esc(m.help)}">{_esc(m.label)}</th>' for m in shown)
+    head = "".join(f'<th class="num" title="{_esc(_help(m, annualization))}">{_esc(m.label)}</th>' for m in shown)
     head += f'<th class="num" title="{confidence:.0%} confidence interval of the mean Sharpe over seeds">'
     head += f"Sharpe {confidence:.0%} CI</th>"
     head += '<th class="num" title="Probabilistic Sharpe ratio: probability that the true Sharpe is above 0">PSR</th>'
@@ -887,6 +1360,254 @@ def _quarters_table(quarters: pd.DataFrame, colors: dict[str, str]) -> str:
     )
 
 
+def _strategy_table(
+    css: str,
+    rows: Sequence[Strategy],
+    columns: Sequence[Metric],
+    values: Mapping[str, Mapping[str, float | None]],
+    colors: dict[str, str],
+    annualization: Annualization,
+) -> str:
+    """A table of one row per strategy (agents first and highlighted, seeds indented), best per column bold."""
+    best = {m.key: _best_rows({s.column: values[s.column].get(m.key) for s in rows}, m.better) for m in columns}
+    head = "".join(f'<th class="num" title="{_esc(_help(m, annualization))}">{_esc(m.label)}</th>' for m in columns)
+    body = []
+    first_baseline = next((s.column for s in rows if not s.is_agent), None)
+    for s in rows:
+        classes = ["agent" if s.is_agent else "baseline"]
+        if s.seed > 0:
+            classes.append("seed")
+        if s.column == first_baseline and any(r.is_agent for r in rows):
+            classes.append("first-baseline")
+        cells = [_name_cell(s.column, colors.get(s.base))]
+        for m in columns:
+            value = values[s.column].get(m.key)
+            cell_css = "num best" if s.column in best[m.key] else "num"
+            cells.append(f'<td class="{cell_css}">{_fmt(value, m.kind)}</td>')
+        body.append(f'<tr class="{" ".join(classes)}">{"".join(cells)}</tr>')
+    return (
+        f'<div class="table-wrap"><table class="{css}">'
+        f"<thead><tr><th>Strategy</th>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody></table></div>"
+    )
+
+
+def _extended_section(run: RunFiles, strategies: Sequence[Strategy], colors: dict[str, str]) -> str:
+    from rltrade.backtest.metrics import per_period_rate
+
+    ann = run.annualization
+    has_index = "index" in run.equity.columns
+    rf = per_period_rate(run.risk_free, ann.periods_per_year)
+    values = analytics.extended_metrics(run.equity, periods_per_year=ann.periods_per_year, risk_free=rf)
+    columns = [m for m in EXTENDED_METRICS if has_index or m.key not in BENCHMARK_METRICS]
+    table = _strategy_table("extended", strategies, columns, values, colors, ann)
+    notes = []
+    if has_index:
+        notes.append("Alpha, beta, information ratio and tracking error are measured against the index column.")
+    else:
+        notes.append("No index column in equity.csv: no alpha, beta, information ratio or tracking error.")
+    notes.append(
+        "VaR and CVaR are historical, of one bar's return (95%: the worst 5% of bars); "
+        "skew and kurtosis are bias-corrected sample moments (excess kurtosis: 0 for a normal distribution)."
+    )
+    return '<h2 id="extended">Extended metrics</h2>\n' + table + f'\n<p class="note">{" ".join(notes)}</p>'
+
+
+def _frame_rows(frame: pd.DataFrame) -> dict[str, dict[str, float | None]]:
+    """Row label -> column label (as text) -> the number (None when not finite)."""
+    return {
+        str(label): {str(c): (float(v) if math.isfinite(float(v)) else None) for c, v in row.items()}
+        for label, row in frame.iterrows()
+    }
+
+
+def _lead_strategies(strategies: Sequence[Strategy]) -> list[Strategy]:
+    """The first seed of each agent (or the first strategy when there is no agent)."""
+    lead = [s for s in strategies if s.is_agent and s.seed == 0]
+    return lead or list(strategies[:1])
+
+
+def _drawdowns_table(run: RunFiles, strategies: Sequence[Strategy], colors: dict[str, str]) -> str:
+    intraday = run.intraday
+    body = []
+    for s in _lead_strategies(strategies):
+        episodes = analytics.worst_drawdowns(run.equity[s.column], TOP_DRAWDOWNS)
+        for rank, row in episodes.iterrows():
+            recovery = _stamp(row["recovery"], intraday) if pd.notna(row["recovery"]) else "not recovered"
+            cells = [
+                _name_cell(s.column, colors.get(s.base)) if rank == 0 else "<td></td>",
+                f'<td class="num">{int(str(rank)) + 1}</td>',
+                f"<td>{_stamp(row['peak'], intraday)}</td>",
+                f"<td>{_stamp(row['trough'], intraday)}</td>",
+                f'<td class="{"" if pd.notna(row["recovery"]) else "muted"}">{recovery}</td>',
+                f'<td class="num">{_fmt(float(row["depth"]), "pct")}</td>',
+                f'<td class="num">{int(row["bars_to_trough"]):,}</td>',
+                f'<td class="num">{int(row["bars"]):,}</td>',
+                f'<td class="num">{int(row["days"]):,}</td>',
+            ]
+            body.append(f'<tr class="{"group-start" if rank == 0 else ""}">{"".join(cells)}</tr>')
+        if episodes.empty:
+            body.append(f'<tr>{_name_cell(s.column, colors.get(s.base))}<td colspan="8">no drawdown</td></tr>')
+    head = (
+        '<th>Strategy</th><th class="num">#</th>'
+        '<th title="Last bar at the running high before the fall">Peak</th>'
+        '<th title="Lowest point of the drawdown">Trough</th>'
+        '<th title="First bar back at the old high">Recovery</th>'
+        '<th class="num" title="Fall from the peak to the trough">Depth</th>'
+        '<th class="num" title="Bars from the peak to the trough">Bars to trough</th>'
+        '<th class="num" title="Bars from the peak to the recovery (to the last bar if not recovered)">Bars</th>'
+        '<th class="num" title="Calendar days from the peak to the recovery (to the last bar)">Days</th>'
+    )
+    return (
+        f'<h3 id="worst-drawdowns">Worst {TOP_DRAWDOWNS} drawdowns</h3>\n'
+        '<div class="table-wrap"><table class="drawdowns">'
+        f"<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody></table></div>"
+    )
+
+
+def _returns_section(run: RunFiles, strategies: Sequence[Strategy], colors: dict[str, str]) -> str:
+    figure = returns_heatmap(run.equity, strategies)
+    yearly = analytics.yearly_returns(run.equity)
+    spans = analytics.year_spans(pd.DatetimeIndex(run.equity.index))
+    intraday = run.intraday
+    columns = []
+    for year in yearly.columns:
+        first, last = spans[int(year)]
+        partial = first.month > 1 or first.day > 7 or last.month < 12 or last.day < 24
+        label = f"{year}*" if partial else str(year)
+        help_text = f"{_stamp(first, intraday)} → {_stamp(last, intraday)}"
+        columns.append(Metric(str(year), label, "pct", "high", help_text + (" (part of the year)" if partial else "")))
+    values = _frame_rows(yearly)
+    table = _strategy_table("yearly", strategies, columns, values, colors, run.annualization)
+    n = len(strategies)
+    note = "Compounded returns per calendar month and year; a year marked * is covered only in part. " + (
+        "Pick another strategy in the menu." if n > 1 else ""
+    )
+    return (
+        '<h2 id="returns">Monthly and yearly returns</h2>\n'
+        + _figure_html(figure, "monthly-plot")
+        + "\n<h3>Yearly returns</h3>\n"
+        + table
+        + f'\n<p class="note">{note}</p>'
+    )
+
+
+def _rolling_section(run: RunFiles, strategies: Sequence[Strategy], colors: dict[str, str]) -> str:
+    figure, window = rolling_figure(run.equity, strategies, colors, run.annualization, _per_period_rf(run))
+    ann = run.annualization
+    note = (
+        f"Over the trailing {_window_text(window, ann.periods_per_year)}, annualised with {_esc(ann.sqrt_text)} "
+        f"({_esc(ann.basis)}). The agents and the index are shown; click a baseline in the legend to add it."
+    )
+    return (
+        '<h2 id="rolling">Rolling Sharpe and volatility</h2>\n'
+        + f'<p class="note">{note}</p>\n'
+        + _figure_html(figure, "rolling-plot")
+    )
+
+
+def _per_period_rf(run: RunFiles) -> float:
+    from rltrade.backtest.metrics import per_period_rate
+
+    return per_period_rate(run.risk_free, run.annualization.periods_per_year)
+
+
+def _exposure_section(weights: pd.DataFrame, colors: dict[str, str], algorithm: str | None) -> str:
+    frame = analytics.exposure(weights)
+    strategies = classify(frame.columns, algorithm)
+    figure, step = lines_figure(
+        frame, strategies, colors, height=360, y_title="Exposure", tickformat=".0%", hover_format=".1%"
+    )
+    note = "1 − cash weight after each step: the share of the portfolio value invested (above 100%: leverage)."
+    if step > 1:
+        note += f" Each point is the mean over {step} steps."
+    return f'<h2 id="exposure">Exposure</h2>\n<p class="note">{note}</p>\n' + _figure_html(figure, "exposure-plot")
+
+
+def _costs_section(run: RunFiles, colors: dict[str, str], algorithm: str | None) -> str:
+    assert run.costs is not None
+    ann = run.annualization
+    summary = analytics.cost_summary(run.costs, run.equity, ann.periods_per_year)
+    strategies = classify(summary.index, algorithm)
+    columns = [
+        Metric("total", "Costs paid", "value", "low", "Sum of the costs paid, in the portfolio's currency"),
+        Metric("of_initial", "Of initial capital", "pct", "low", "Costs paid / initial portfolio value"),
+        Metric("per_year", "Drag /yr", "pct", "low", "Costs paid / mean portfolio value, per year of bars ({basis})"),
+        Metric("bars", "Bars with costs", "count", None, "Bars in which the strategy paid a cost"),
+    ]
+    values = _frame_rows(summary)
+    table = _strategy_table("costs", strategies, columns, values, colors, ann)
+    cumulative = run.costs[[s.column for s in strategies]].cumsum()
+    figure, step = lines_figure(
+        cumulative,
+        strategies,
+        colors,
+        height=360,
+        y_title="Costs paid (cumulative)",
+        tickformat=",.3~s",
+        hover_format=",.0f",
+    )
+    note = "From costs.csv: the cost paid in the step ending at each bar."
+    if step > 1:
+        note += f" Each point of the plot is the mean over {step} steps."
+    return (
+        '<h2 id="costs">Costs</h2>\n' + table + f'\n<p class="note">{note}</p>\n' + _figure_html(figure, "costs-plot")
+    )
+
+
+def _trades_section(run: RunFiles, colors: dict[str, str], algorithm: str | None) -> str:
+    assert run.trades is not None
+    trades = run.trades
+    intraday = run.intraday
+    summary = analytics.trade_summary(trades)
+    strategies = classify(summary.index, algorithm)
+    columns = [
+        Metric("trades", "Trades", "count", None, "Rows of trades.csv: one per bar and symbol whose holding changed"),
+        Metric("bars", "Bars with trades", "count", None, "Bars in which the strategy traded"),
+        Metric("bought", "Bought", "value", None, "Notional bought (quantity × close × multiplier)"),
+        Metric("sold", "Sold", "value", None, "Notional sold (quantity × close × multiplier)"),
+    ]
+    values = _frame_rows(summary)
+    parts = [
+        '<h2 id="trades">Trades</h2>',
+        _strategy_table("trade-summary", strategies, columns, values, colors, run.annualization),
+    ]
+    shown = [c for c in ("quantity", "holding", "price", "notional") if c in trades.columns]
+    labels = {"quantity": "Quantity", "holding": "Holding", "price": "Price (close)", "notional": "Notional"}
+    for n, s in enumerate(_lead_strategies(strategies)):
+        rows = trades[trades["strategy"] == s.column].sort_values("timestamp", kind="stable")
+        last = rows.tail(MAX_TRADE_ROWS)
+        head = "<th>Time</th><th>Symbol</th>" + "".join(f'<th class="num">{labels[c]}</th>' for c in shown)
+        body = []
+        for _, row in last.iloc[::-1].iterrows():
+            cells = [f"<td>{_stamp(row['timestamp'], intraday)}</td>", f"<td>{_esc(row['symbol'])}</td>"]
+            for column in shown:
+                css = "num buy" if column == "quantity" and row[column] > 0 else "num"
+                cells.append(f'<td class="{css}">{_number(float(row[column]), column)}</td>')
+            body.append(f"<tr>{''.join(cells)}</tr>")
+        count = f"the last {len(last):,} of {len(rows):,}" if len(rows) > len(last) else f"all {len(rows):,}"
+        title = f"{s.column}: {count} trades, newest first"
+        parts.append(
+            f"<details{' open' if n == 0 else ''}><summary>{_esc(title)}</summary>"
+            '<div class="table-wrap scroll"><table class="trades">'
+            f"<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody></table></div></details>"
+        )
+    parts.append(
+        '<p class="note">Price is the close of the bar, not the fill price (that depends on the timing); '
+        "notional = quantity × price × multiplier, positive for buys.</p>"
+    )
+    return "\n".join(parts)
+
+
+def _number(value: float, column: str) -> str:
+    if not math.isfinite(value):
+        return "—"
+    if column == "price":
+        return f"{value:,.2f}"
+    if column == "notional":
+        return f"{value:,.0f}"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.4g}"
+
+
 def _compact_json(value: Any, indent: str = "") -> str:
     """Indented JSON whose lists of plain values (seeds, symbols) stay on one line."""
     if isinstance(value, dict) and value:
@@ -921,30 +1642,62 @@ def render_report(run: RunFiles) -> str:
         names += [str(entry["name"]) for entry in run.summary["strategies"]]
     if run.quarters is not None:
         names += [str(picked) for picked in run.quarters["picked"]]
+    if run.weights is not None:
+        names += [str(s) for s in run.weights["strategy"].unique()]
+    if run.trades is not None:
+        names += [str(s) for s in run.trades["strategy"].unique()]
+    if run.costs is not None:
+        names += [str(c) for c in run.costs.columns]
     colors = base_colors(classify(dict.fromkeys(names), algorithm))
+    ann = run.annualization
 
-    sections = [_header(run, strategies), _nav(run), _how_to_read(run), _metrics_table(run, colors)]
+    sections = [_header(run, strategies), _nav(run), _how_to_read(run)]
+    sections.append('<h2 id="metrics">Metrics</h2>\n' + _metrics_table(run, colors))
+    sections.append(_extended_section(run, strategies, colors))
     if run.summary:
-        sections.append(_seeds_table(run.summary, colors, algorithm))
+        sections.append(_seeds_table(run.summary, colors, algorithm, ann))
     sections.append('<h2 id="equity">Equity</h2>')
     sections.append(_figure_html(equity_figure(run.equity, strategies, colors), "equity-plot"))
     sections.append('<h2 id="drawdown">Drawdown</h2>')
+    sections.append(
+        '<p class="note">The fall from the running peak, one panel per strategy (other seeds thin), on shared axes.</p>'
+    )
     sections.append(_figure_html(drawdown_figure(run.equity, strategies, colors), "drawdown-plot"))
+    sections.append(_drawdowns_table(run, strategies, colors))
+    sections.append(_returns_section(run, strategies, colors))
+    if len(run.equity) > 4:
+        sections.append(_rolling_section(run, strategies, colors))
     if run.weights is not None:
         sections.append(_weights_section(run.weights, algorithm))
+        if "cash" in run.weights.columns:
+            sections.append(_exposure_section(run.weights, colors, algorithm))
+    if run.costs is not None:
+        sections.append(_costs_section(run, colors, algorithm))
+    if run.trades is not None:
+        sections.append(_trades_section(run, colors, algorithm))
     if run.quarters is not None:
         sections.append('<h2 id="quarters">Picks per quarter</h2>')
         sections.append(_figure_html(quarters_figure(run.quarters, colors), "quarters-plot"))
         sections.append(_quarters_table(run.quarters, colors))
     sections.append('<h2 id="details">Run details</h2>')
-    sections.append(_details("Config (config.yaml)", run.config_text))
-    sections.append(_details("Manifest (manifest.json)", _compact_json(run.manifest)))
+    if run.backtest is not None:
+        sections.append(_details("Re-backtest (backtest.json)", _compact_json(run.backtest)))
+    source = "the run's config.yaml" if run.backtest is not None else "config.yaml"
+    sections.append(_details(f"Config ({source})", run.config_text))
+    manifest_title = (
+        "Manifest (the run's manifest.json; test range, annualisation, prices and dataset hash from backtest.json)"
+        if run.backtest is not None
+        else "Manifest (manifest.json)"
+    )
+    sections.append(_details(manifest_title, _compact_json(run.manifest)))
     sections.append(
         f'<footer>Generated by rltrade {_esc(_version())} from <span class="mono">{_esc(run.run_dir.name)}</span>. '
         "Self-contained: opens offline.</footer>"
     )
     template = string.Template(resources.files(__package__).joinpath("template.html").read_text(encoding="utf-8"))
     title = f"{run.manifest.get('name') or run.run_dir.name} — rltrade report"
+    if run.backtest is not None:
+        title = f"{run.manifest.get('name') or _run_id(run)} — re-backtest {_traded_range(run)} — rltrade report"
     return template.substitute(
         title=_esc(title), version=_esc(_version()), plotly_js=get_plotlyjs(), body="\n".join(sections)
     )
@@ -952,13 +1705,23 @@ def render_report(run: RunFiles) -> str:
 
 def _weights_section(weights: pd.DataFrame, algorithm: str | None) -> str:
     strategies = [s.column for s in classify(dict.fromkeys(weights["strategy"]), algorithm)]
-    figure, step = weights_figure(weights, strategies)
+    figure, step, views = weights_figure(weights, strategies)
+    first = views[strategies[0]]
     notes = [f"Value weights after each step, starting with <strong>{_esc(strategies[0])}</strong>."]
     if len(strategies) > 1:
         notes.append("Pick another strategy in the menu.")
-    n_symbols = len([c for c in weights.columns if c not in ("timestamp", "strategy", "cash")])
-    if n_symbols > MAX_WEIGHT_GROUPS:
-        notes.append(f"The {n_symbols - MAX_WEIGHT_GROUPS + 1} smallest positions are summed into “other”.")
+    if first.buckets:
+        n_summed = sum(len(m) for m in first.buckets.values())
+        into = "“other”" if len(first.buckets) == 1 else f"{len(first.buckets)} grey “other” buckets"
+        rule = (
+            "each no larger on average than the largest position shown"
+            if first.within_rule
+            else f"too many to keep each below the largest position shown; at most {MAX_OTHER_BUCKETS} buckets"
+        )
+        notes.append(
+            f"For {_esc(strategies[0])}, {len(first.symbols)} symbols are shown one by one and the "
+            f"{n_summed} smallest positions are summed into {into} (hover to see which), {rule}."
+        )
     if step > 1:
         notes.append(f"Each point is the mean over {step} steps.")
     return f'<h2 id="weights">Weights</h2>\n<p class="note">{" ".join(notes)}</p>\n' + _figure_html(
@@ -967,12 +1730,20 @@ def _weights_section(weights: pd.DataFrame, algorithm: str | None) -> str:
 
 
 def _nav(run: RunFiles) -> str:
-    links = [("metrics", "Metrics")]
+    links = [("metrics", "Metrics"), ("extended", "Extended")]
     if run.summary:
         links.append(("seeds", "Seeds"))
-    links += [("equity", "Equity"), ("drawdown", "Drawdown")]
+    links += [("equity", "Equity"), ("drawdown", "Drawdown"), ("returns", "Returns")]
+    if len(run.equity) > 4:
+        links.append(("rolling", "Rolling"))
     if run.weights is not None:
         links.append(("weights", "Weights"))
+        if "cash" in run.weights.columns:
+            links.append(("exposure", "Exposure"))
+    if run.costs is not None:
+        links.append(("costs", "Costs"))
+    if run.trades is not None:
+        links.append(("trades", "Trades"))
     if run.quarters is not None:
         links.append(("quarters", "Quarters"))
     links.append(("details", "Config &amp; manifest"))
