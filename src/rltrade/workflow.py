@@ -11,13 +11,21 @@ renders ``report.html``; :func:`run` does the three. The run directory holds::
     equity.csv       portfolio value per test bar: the agent (per seed) and each baseline
     weights.csv      value weights per bar and strategy (symbols, then cash)
     trades.csv       holdings changes per bar (stock_trading and single_asset envs)
+    costs.csv        cost paid per bar and strategy (currency)
     metrics.json     one object of metrics per column of equity.csv
     summary.json     statistics over seeds (mean ± std, Sharpe CI, PSR, Welch t-test vs random)
     report.html      self-contained report
+    backtests/       re-backtests over other ranges (``rltrade backtest RUN_DIR --start --end``),
+                     one folder each with its own backtest.json, equity, metrics and report
+
+Timestamps in the CSV files are dates for daily bars and full UTC timestamps for intraday bars.
+Annualised figures use the bars per year of the data (:mod:`rltrade.data.annualization`),
+recorded in the manifest under ``annualization``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib.metadata
 import json
@@ -58,23 +66,35 @@ _PACKAGES = (
 )
 
 
+#: A backtest window shorter than this many calendar days gets a warning: its annualised figures mean little.
+SHORT_WINDOW_DAYS = 91
+
+
 @dataclass(frozen=True)
 class RunResult:
-    """What :func:`run` and :func:`backtest` leave behind."""
+    """What :func:`run` and :func:`backtest` leave behind.
+
+    ``run_dir`` is the folder holding the results: the run directory, or for a backtest over
+    another range its ``backtests/<start>_<end>`` subfolder.
+    """
 
     run_dir: Path
     metrics: dict[str, dict[str, float]]
     summary: dict[str, Any] | None
     agent_columns: tuple[str, ...]
+    annualization: Any = None
 
 
 # ----------------------------------------------------------------------------------- data
 def load_data(config: RunConfig, progress: bool = False) -> tuple[pd.DataFrame, pd.Series | None]:
     """The bars of the traded symbols (ingested first when the store lacks them) and the index closes.
 
+    Prices are on the config's basis (``data.prices``; adjusted by default, see
+    :mod:`rltrade.data.adjust`): the returned bars carry no ``adj_close`` any more.
     Loads every bar up to ``test.end``: the history before ``train.start`` feeds the feature
     warm-ups and the minimum-variance window; nothing after the test range is read.
     """
+    from rltrade.data.adjust import adjust_prices
     from rltrade.data.sources import fetch
     from rltrade.data.store import BarStore, load_bars
 
@@ -105,12 +125,12 @@ def load_data(config: RunConfig, progress: bool = False) -> tuple[pd.DataFrame, 
         if missing:
             ingest(data.source, missing)
     end = pd.Timestamp(config.test.end) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
-    bars = load_bars(symbols, end=end, freq=data.freq, store=store.uri)
+    bars = adjust_prices(load_bars(symbols, end=end, freq=data.freq, store=store.uri), data.prices)
     index_close = None
     if data.index is not None and "index" in config.baselines.names:
         if index_symbol not in store.symbols(data.freq):
             ingest(data.index.source, [data.index.symbol])
-        frame = load_bars([data.index.symbol], end=end, freq=data.freq, store=store.uri)
+        frame = adjust_prices(load_bars([data.index.symbol], end=end, freq=data.freq, store=store.uri), data.prices)
         index_close = pd.Series(
             frame["close"].to_numpy(), index=pd.DatetimeIndex(frame["timestamp"]).tz_convert(None), name="index"
         )
@@ -133,7 +153,12 @@ def env_kwargs(config: RunConfig, split: str, start: Any = None, end: Any = None
     kwargs["cost"] = env.cost.build()
     kwargs["timing"] = env.timing
     kwargs["start"] = pd.Timestamp(start if start is not None else rng.start)
-    kwargs["end"] = pd.Timestamp(end) if end is not None else pd.Timestamp(rng.end) + pd.Timedelta(hours=23, minutes=59)
+    if end is not None:
+        kwargs["end"] = pd.Timestamp(end)
+    elif rng.end is not None:
+        kwargs["end"] = pd.Timestamp(rng.end) + pd.Timedelta(hours=23, minutes=59)
+    else:
+        raise ConfigError(f"{split}.end is not set: pass the window's end explicitly")
     if env.type == "single_asset":
         kwargs["initial_capital"] = env.initial_value
     else:
@@ -189,10 +214,18 @@ def _write_json(path: Path, data: Any) -> None:
     _write_text(path, json.dumps(_json_safe(data), indent=2) + "\n")
 
 
-def _write_csv(path: Path, frame: pd.DataFrame, index: bool = True) -> None:
+def _write_csv(path: Path, frame: pd.DataFrame, index: bool = True, intraday: bool = False) -> None:
+    """Write ``frame`` atomically; timestamps as dates, or as ``YYYY-mm-dd HH:MM:SS`` (UTC) when ``intraday``."""
     tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=index, float_format="%.10g", date_format="%Y-%m-%d")
+    stamp = "%Y-%m-%d %H:%M:%S" if intraday else "%Y-%m-%d"
+    frame.to_csv(tmp, index=index, float_format="%.10g", date_format=stamp)
     os.replace(tmp, path)
+
+
+def is_intraday(timestamps: pd.DatetimeIndex) -> bool:
+    """True when some timestamp is not a midnight (the bars are intraday: keep the time in files)."""
+    stamps = pd.DatetimeIndex(timestamps)
+    return bool(len(stamps)) and not bool((stamps == stamps.normalize()).all())
 
 
 def _json_safe(value: Any) -> Any:
@@ -242,6 +275,15 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     return manifest
 
 
+def annualization_of(config: RunConfig, bars: pd.DataFrame) -> Any:
+    """The :class:`~rltrade.data.annualization.Annualization` of the run's bars (``evaluation`` settings)."""
+    from rltrade.data.annualization import annualization
+
+    ev = config.evaluation
+    stamps = pd.DatetimeIndex(pd.unique(bars["timestamp"]))
+    return annualization(stamps, config.data.freq, ev.market, ev.periods_per_year)
+
+
 def seeds_of(config: RunConfig, n_seeds: int) -> list[int]:
     """The seeds of a run: ``config.seed`` and the ``n_seeds - 1`` after it."""
     if n_seeds < 1:
@@ -267,7 +309,7 @@ def new_run_dir(config: RunConfig, runs_dir: str | Path, create: bool = True) ->
 def base_manifest(
     config: RunConfig, run_dir: Path, bars: pd.DataFrame, seeds: list[int], symbols: list[str], features: list[str]
 ) -> dict[str, Any]:
-    """The manifest fields every run has: identity, data hash, seeds, versions, commit."""
+    """The manifest fields every run has: identity, data hash, seeds, versions, commit, price basis, annualisation."""
     return {
         "format": MANIFEST_VERSION,
         "name": config.name,
@@ -285,6 +327,8 @@ def base_manifest(
         "features": features,
         "feature_scaler": None,
         "initial_value": config.env.initial_value,
+        "prices": bars.attrs.get("prices", config.data.prices),
+        "annualization": annualization_of(config, bars).to_dict(),
         "packages": _versions(),
         "platform": platform.platform(),
         "git_commit": _git_commit(),
@@ -314,6 +358,10 @@ def train(
     if config.strategy == "ensemble":
         raise ConfigError("strategy: an ensemble config trains quarter by quarter: use `rltrade run` for it")
     seeds = seeds_of(config, n_seeds)
+    if config.agent.tensorboard:
+        from rltrade._optional import require
+
+        require("tensorboard", "tensorboard", "agent.tensorboard: true")
     if bars is None:
         stage("loading data")
         bars, _ = load_data(config, progress)
@@ -328,6 +376,8 @@ def train(
     try:
         _write_text(work / "config.yaml", config.dump_yaml())
         train_seconds: dict[str, float] = {}
+        trained: dict[str, int] = {}
+        device = None
         for seed in seeds:
             stage(f"training {config.agent.algorithm} seed {seed} for {config.agent.timesteps:,} steps")
             venv_s, _ = make_training_env(config, bars) if seed != seeds[0] else (venv, template)
@@ -352,18 +402,22 @@ def train(
                 tb_log_name=f"seed_{seed}",
             )
             train_seconds[str(seed)] = round(time.perf_counter() - t0, 3)
+            trained[str(seed)] = int(model.num_timesteps)
+            device = str(model.device)
             model.save(str(work / "models" / f"seed_{seed}.zip"))
         manifest = base_manifest(config, final, bars, seeds, list(market.symbols), list(market.feature_names))
         manifest.update(
             {
                 "train": {
-                    "start": str(pd.Timestamp(market.times[market.first]).date()),
-                    "end": str(pd.Timestamp(market.times[market.last]).date()),
+                    "start": stamp_text(market.times[market.first]),
+                    "end": stamp_text(market.times[market.last]),
                 },
                 "feature_scaler": scaler.to_dict() if scaler is not None else None,
                 "timing": template.timing.name if hasattr(template, "timing") else None,
                 "cost": repr(template.cost_model),
                 "train_seconds": train_seconds,
+                "timesteps_trained": trained,
+                "device": device,
             }
         )
         _write_json(work / "manifest.json", manifest)
@@ -382,6 +436,40 @@ def _load_run(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
     return config, manifest
 
 
+def parse_date_option(value: str | dt.date | None, flag: str) -> dt.date | None:
+    """A ``YYYY-MM-DD`` date given on the command line as ``flag``; :class:`ConfigError` naming the flag."""
+    if value is None or isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{flag} {value!r} is not a date; use YYYY-MM-DD, e.g. {flag} 2019-01-02") from None
+
+
+def backtest_range(
+    config: RunConfig,
+    start: str | dt.date | None,
+    end: str | dt.date | None,
+    flags: tuple[str, str] = ("--start", "--end"),
+) -> tuple[dt.date, dt.date]:
+    """The out-of-sample range of a re-backtest: ``start``/``end`` (defaults: the config's test range), checked.
+
+    Raises :class:`ConfigError` naming the flag (``--start``/``--end``) for an unparseable date, an
+    empty range or a range that reaches into the training range (in-sample).
+    """
+    lo = parse_date_option(start, flags[0]) or config.test.start
+    hi = parse_date_option(end, flags[1]) or config.test.end
+    if hi <= lo:
+        raise ConfigError(f"{flags[1]} {hi} is not after {flags[0]} {lo}")
+    train_end = config.train.end
+    if train_end is not None and lo <= train_end:
+        raise ConfigError(
+            f"{flags[0]} {lo} is inside the training range ({config.train.start}..{train_end}): a backtest must "
+            f"start after {train_end} to stay out of sample"
+        )
+    return lo, hi
+
+
 def backtest(
     run_dir: str | Path,
     start: str | dt.date | None = None,
@@ -392,15 +480,23 @@ def backtest(
     index_close: pd.Series | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Trade the run's saved agents over the test range and score them against the baselines.
+    """Trade the run's saved agents out of sample and score them against the baselines.
 
     Parameters
     ----------
     run_dir:
         A directory written by :func:`train`.
     start, end:
-        Another range than the config's test range; a range overlapping the training range is
-        refused (it would be in-sample).
+        Another range than the config's test range (``YYYY-MM-DD``; a missing bound is the
+        config's). The results then go to ``RUN_DIR/backtests/<start>_<end>/`` with a
+        ``backtest.json`` recording the range; the run's own files are left as they are. A
+        range reaching into the training range is refused (it would be in-sample), and a window
+        shorter than three months is logged as too short for annualised figures.
+
+    Returns
+    -------
+    RunResult
+        Its ``run_dir`` is the folder the results were written to.
     """
     from rltrade.agents.factory import load_agent
     from rltrade.agents.scaling import ScaledObservation
@@ -415,14 +511,15 @@ def backtest(
             f"{run_dir.name} is an ensemble run: it trades quarter by quarter inside `rltrade run` "
             "(continue it with `rltrade run CONFIG --resume RUN_DIR`); its results are in equity.csv and quarters.csv"
         )
-    if start is not None or end is not None:
-        test = {"start": str(start or config.test.start), "end": str(end or config.test.end)}
-        config = load_config(run_dir / "config.yaml", overrides={"test.start": test["start"], "test.end": test["end"]})
+    other_range = start is not None or end is not None
+    if other_range:
+        lo, hi = backtest_range(config, start, end)
+        config = load_config(run_dir / "config.yaml", overrides={"test.start": str(lo), "test.end": str(hi)})
     if bars is None:
         stage("loading data")
         bars, index_close = load_data(config, progress)
     trained_on = manifest.get("dataset_hash")
-    if start is None and end is None and trained_on and bars.attrs.get("content_hash") not in (None, trained_on):
+    if not other_range and trained_on and bars.attrs.get("content_hash") not in (None, trained_on):
         log.warning("the stored data changed since training (content hash differs from the manifest)")
     scaler = normalizer_from_dict(manifest["feature_scaler"]) if manifest.get("feature_scaler") else None
     seeds: list[int] = list(manifest["seeds"])
@@ -440,16 +537,78 @@ def backtest(
         trajectories[seed] = run_policy(
             policy_env, deterministic_policy(model), seed=seed, progress=f"backtest seed {seed}" if progress else False
         )
-    return evaluate(
-        run_dir,
-        config,
-        bars,
-        index_close,
-        {config.agent.algorithm.lower(): trajectories},
-        lambda: make_env(config, bars, "test"),
-        progress=progress,
-        on_stage=on_stage,
-    )
+    groups = {config.agent.algorithm.lower(): trajectories}
+    if not other_range:
+        result = evaluate(
+            run_dir,
+            config,
+            bars,
+            index_close,
+            groups,
+            lambda: make_env(config, bars, "test"),
+            progress=progress,
+            on_stage=on_stage,
+        )
+        manifest = read_manifest(run_dir)
+        manifest["annualization"] = result.annualization.to_dict()
+        manifest.setdefault("prices", bars.attrs.get("prices", config.data.prices))
+        _write_json(run_dir / "manifest.json", manifest)
+        return result
+    final = run_dir / "backtests" / f"{config.test.start}_{config.test.end}"
+    work = final.parent / f".{final.name}.partial"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        result = evaluate(
+            work,
+            config,
+            bars,
+            index_close,
+            groups,
+            lambda: make_env(config, bars, "test"),
+            progress=progress,
+            on_stage=on_stage,
+        )
+        stamps = next(iter(trajectories.values())).timestamps
+        days = (stamps[-1] - stamps[0]).days
+        warning = None
+        if days < SHORT_WINDOW_DAYS:
+            warning = (
+                f"the window covers {days} days ({len(stamps) - 1} bars): annualised figures (annual return, "
+                "volatility, Sharpe, Sortino, Calmar, turnover) extrapolate it to a year and mean little"
+            )
+            log.warning("%s", warning)
+        _write_json(
+            work / "backtest.json",
+            {
+                "format": MANIFEST_VERSION,
+                "run": "../..",
+                "run_id": manifest.get("run_id", run_dir.name),
+                "test": {"start": str(config.test.start), "end": str(config.test.end)},
+                "first_bar": stamp_text(stamps[0]),
+                "last_bar": stamp_text(stamps[-1]),
+                "bars": len(stamps),
+                "annualization": result.annualization.to_dict(),
+                "prices": bars.attrs.get("prices", config.data.prices),
+                "dataset_hash": bars.attrs.get("content_hash"),
+                "warning": warning,
+                "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            },
+        )
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(work, final)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return dataclasses.replace(result, run_dir=final)
+
+
+def stamp_text(value: Any) -> str:
+    """A bar timestamp for people and files: the date of a midnight, else ``YYYY-mm-dd HH:MM`` (UTC)."""
+    ts = pd.Timestamp(value)
+    ts = ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+    return str(ts.date()) if ts == ts.normalize() else ts.strftime("%Y-%m-%d %H:%M")
 
 
 def deterministic_policy(model: Any) -> Callable[[np.ndarray], Any]:
@@ -477,10 +636,14 @@ def evaluate(
     progress: bool = True,
     on_stage: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Score agent trajectories against the baselines and write equity, weights, trades, metrics, summary.
+    """Score agent trajectories against the baselines and write equity, weights, trades, costs, metrics, summary.
+
+    Annualised figures use :func:`annualization_of` the bars (the bar frequency and the market).
 
     Parameters
     ----------
+    run_dir:
+        The folder the files are written to.
     groups:
         Strategy name (``ppo``, ``ensemble``, ...) → seed → :class:`~rltrade.backtest.runner.Trajectory`;
         every trajectory covers the same timestamps. The first seed's column is the name itself.
@@ -496,6 +659,7 @@ def evaluate(
     timestamps: pd.DatetimeIndex = first_group[seeds[0]].timestamps
     equity: dict[str, pd.Series] = {}
     turnover: dict[str, pd.Series] = {}
+    costs: dict[str, np.ndarray] = {}
     weights: list[pd.DataFrame] = []
     trades: list[pd.DataFrame] = []
     columns: dict[str, list[str]] = {}
@@ -505,6 +669,7 @@ def evaluate(
             raise RLTradeError(f"{name}: its dates differ from the other strategies' ({timestamps[0]}..)")
         equity[name] = traj.equity(name)
         turnover[name] = traj.turnover_series(name)
+        costs[name] = np.asarray(traj.costs, dtype=np.float64)
         weights.append(traj.weights_frame(name))
         if config.env.type != "portfolio":
             trades.append(traj.trades_frame(name))
@@ -549,16 +714,24 @@ def evaluate(
     frame = pd.DataFrame({name: equity[name].to_numpy() for name in order}, index=timestamps)
     frame.index.name = "timestamp"
     turn = pd.DataFrame({name: turnover[name].to_numpy() for name in turnover}, index=timestamps)
+    paid = pd.DataFrame({name: costs[name] for name in order if name in costs}, index=frame.index)
     ev = config.evaluation
-    metrics = metrics_table(frame, turn, risk_free=ev.risk_free, periods_per_year=ev.periods_per_year)
-    summary = _seed_summary(config, frame, turn, columns, first=next(iter(groups)))
-    _write_csv(run_dir / "equity.csv", frame)
-    _write_csv(run_dir / "weights.csv", pd.concat(weights, ignore_index=True), index=False)
+    ann = annualization_of(config, bars)
+    stage(f"annualising with {ann.periods_per_year:,} bars a year ({ann.basis})")
+    metrics = metrics_table(frame, turn, risk_free=ev.risk_free, periods_per_year=ann.periods_per_year)
+    summary = _seed_summary(
+        config, frame, turn, columns, first=next(iter(groups)), periods_per_year=ann.periods_per_year
+    )
+    summary["annualization"] = ann.to_dict()
+    intraday = is_intraday(timestamps)
+    _write_csv(run_dir / "equity.csv", frame, intraday=intraday)
+    _write_csv(run_dir / "weights.csv", pd.concat(weights, ignore_index=True), index=False, intraday=intraday)
     if trades:
-        _write_csv(run_dir / "trades.csv", pd.concat(trades, ignore_index=True), index=False)
+        _write_csv(run_dir / "trades.csv", pd.concat(trades, ignore_index=True), index=False, intraday=intraday)
+    _write_csv(run_dir / "costs.csv", paid, intraday=intraday)
     _write_json(run_dir / "metrics.json", metrics)
     _write_json(run_dir / "summary.json", summary)
-    return RunResult(run_dir, metrics, summary, tuple(c for group in groups for c in columns[group]))
+    return RunResult(run_dir, metrics, summary, tuple(c for group in groups for c in columns[group]), ann)
 
 
 def _seed_summary(
@@ -567,6 +740,7 @@ def _seed_summary(
     turnover: pd.DataFrame,
     columns: dict[str, list[str]],
     first: str,
+    periods_per_year: int,
 ) -> dict[str, Any]:
     from rltrade.backtest.stats import summarize_seeds, welch_t_test
 
@@ -578,7 +752,7 @@ def _seed_summary(
             [equity[c] for c in cols],
             [turnover[c] for c in cols],
             risk_free=ev.risk_free,
-            periods_per_year=ev.periods_per_year,
+            periods_per_year=periods_per_year,
             confidence=ev.confidence,
             n_boot=ev.n_boot,
             seed=config.seed,

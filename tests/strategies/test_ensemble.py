@@ -117,6 +117,31 @@ def test_ray_gives_the_same_result_as_sequential(store: Path, sequential_run: Pa
         assert (result.run_dir / name).read_bytes() == (sequential_run / name).read_bytes(), name
 
 
+def test_without_ray_and_without_train_end(
+    store: Path, sequential_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No Ray installed: the agents train one after the other, the run says so; train.end is not needed."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as in the base install
+    data = _config(store)
+    data["train"] = {"start": data["train"]["start"]}
+    stages: list[str] = []
+    result = run_ensemble(
+        parse_config(data),
+        tmp_path,
+        timesteps_scale=0.25,
+        max_quarters=2,
+        use_ray=True,
+        progress=False,
+        on_stage=stages.append,
+    )
+    assert any("Ray is not installed" in line and "one after the other" in line for line in stages)
+    assert json.loads((result.run_dir / "manifest.json").read_text())["ray"]["used"] is False
+    for name in ("equity.csv", "quarters.csv", "metrics.json", "weights.csv"):
+        assert (result.run_dir / name).read_bytes() == (sequential_run / name).read_bytes(), name
+
+
 def test_resume_gives_the_same_result(store: Path, sequential_run: Path, tmp_path: Path) -> None:
     interrupted = tmp_path / "interrupted"
     shutil.copytree(sequential_run, interrupted)

@@ -163,3 +163,43 @@ def test_saved_config_reads_back_without_an_index() -> None:
     with_index = parse_config(_base() | {"data": {"index": {"source": "sample:sp500_index", "symbol": "SP500"}}})
     assert "index" in with_index.baselines.names
     assert parse_config(yaml.safe_load(with_index.dump_yaml())) == with_index
+
+
+def test_paths_resolve_relative_to_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "project" / "configs"
+    folder.mkdir(parents=True)
+    data = {
+        **_base(),
+        "data": {
+            "source": "csv:data/my bars.csv",
+            "store": "../store",
+            "index": {"source": "finrl:~/idx.csv", "symbol": "IDX"},
+        },
+    }
+    path = folder / "mine.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # the working directory plays no part
+    config = load_config(path)
+    assert config.data.source == f"csv:{folder / 'data' / 'my bars.csv'}"
+    assert config.data.store == str(tmp_path / "project" / "store")
+    assert config.data.index is not None and config.data.index.source == f"finrl:{Path.home() / 'idx.csv'}"
+    saved = tmp_path / "elsewhere.yaml"
+    saved.write_text(config.dump_yaml(), encoding="utf-8")  # a run directory's copy reads back the same
+    assert load_config(saved) == config
+
+
+def test_uris_and_non_file_sources_are_kept(tmp_path: Path) -> None:
+    data = {**_base(), "data": {"source": "sample:sp500", "store": "s3://bucket/bars"}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    config = load_config(path)
+    assert (config.data.source, config.data.store) == ("sample:sp500", "s3://bucket/bars")
+    data["data"] = {"source": "csv:s3://bucket/bars.csv"}
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    assert load_config(path).data.source == "csv:s3://bucket/bars.csv"
+
+
+def test_train_end_is_optional_for_the_ensemble_only() -> None:
+    data = {**_base(), "train": {"start": "2005-01-01"}}
+    assert "train.end: required field is missing" in _error(data)
+    assert parse_config({**data, "strategy": "ensemble", "env": {"type": "stock_trading"}}).train.end is None

@@ -144,17 +144,32 @@ def test_same_config_and_seed_reproduce_the_metrics(store: Path, tmp_path: Path)
     assert (other.run_dir / "metrics.json").read_bytes() != (first.run_dir / "metrics.json").read_bytes()
 
 
-def test_backtest_on_another_range(two_seed_run: workflow.RunResult, tmp_path: Path) -> None:
+def test_backtest_on_another_range(
+    two_seed_run: workflow.RunResult, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A re-backtest goes to its own subfolder with its range; the run's own results stay byte-identical."""
+    import json
     import shutil
 
     run_dir = tmp_path / "copy"
     shutil.copytree(two_seed_run.run_dir, run_dir)
-    result = workflow.backtest(run_dir, "2016-01-01", "2016-06-30", progress=False)
-    equity = pd.read_csv(run_dir / "equity.csv", index_col="timestamp", parse_dates=True)
-    assert equity.index[0] >= pd.Timestamp("2016-01-01") and equity.index[-1] <= pd.Timestamp("2016-06-30")
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    with caplog.at_level("WARNING"):
+        result = workflow.backtest(run_dir, "2016-01-01", "2016-02-26", progress=False)
+    assert result.run_dir == run_dir / "backtests" / "2016-01-01_2016-02-26"
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+    equity = pd.read_csv(result.run_dir / "equity.csv", index_col="timestamp", parse_dates=True)
+    assert equity.index[0] >= pd.Timestamp("2016-01-01") and equity.index[-1] <= pd.Timestamp("2016-02-26")
     assert set(result.metrics) == set(equity.columns)
-    with pytest.raises(ConfigError, match="overlaps the training range"):
+    info = json.loads((result.run_dir / "backtest.json").read_text())
+    assert info["test"] == {"start": "2016-01-01", "end": "2016-02-26"}
+    assert info["first_bar"] == str(equity.index[0].date()) and info["last_bar"] == str(equity.index[-1].date())
+    assert "mean little" in info["warning"] and "mean little" in caplog.text  # under 3 months
+    assert not list((run_dir / "backtests").glob(".*"))  # no partial folder left
+    with pytest.raises(ConfigError, match=r"^--start 2014-06-01 is inside the training range"):
         workflow.backtest(run_dir, "2014-06-01", "2015-06-30", progress=False)
+    with pytest.raises(ConfigError, match=r"^--start 'yesterday' is not a date"):
+        workflow.backtest(run_dir, "yesterday", None, progress=False)
 
 
 def test_backtest_needs_a_run_directory(tmp_path: Path) -> None:

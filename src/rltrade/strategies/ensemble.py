@@ -6,8 +6,8 @@ Over the trading period, quarter after quarter (``rebalance_window`` bars, 63 by
    the start of the validation window; the agents of one quarter train in parallel as Ray tasks,
    each with its own seed;
 2. each agent trades the ``validation_window`` bars (63) just before the quarter, from fresh
-   cash, and is scored by the Sharpe ratio of its daily returns, annualised with √252 (FinRL's
-   code annualised with √4);
+   cash, and is scored by the Sharpe ratio of its per-bar returns, annualised with the bars per
+   year of the data (√252 for daily bars; FinRL's code annualised with √4);
 3. the agent with the best validation Sharpe trades the quarter, starting from the cash and
    holdings the ensemble ended the previous quarter with.
 
@@ -191,6 +191,11 @@ class _Trainer:
 
             if not ray.is_initialized():
                 self.started_ray = True
+                if address is None and not os.environ.get("RAY_ADDRESS"):
+                    # A new local Ray turns token authentication on and logs "Token authentication is
+                    # enabled for this Ray cluster. Set RAY_AUTH_MODE=disabled to opt out..." unless the
+                    # mode is set: setting Ray's own default keeps the security and drops the banner.
+                    os.environ.setdefault("RAY_AUTH_MODE", "token")
                 ray.init(
                     address=address,
                     include_dashboard=False,
@@ -318,13 +323,32 @@ def run_ensemble(
     times = market.times
     turbulence = np.asarray(template.turbulence)  # the env's own index: returns up to each bar only
     warm = max(market.warmup, int(config.env.params.get("turbulence_window", 252)) + 1)  # features and turbulence
-    train_start = max(int(np.searchsorted(times, np.datetime64(config.train.start))), warm)
+    asked = int(np.searchsorted(times, np.datetime64(config.train.start)))
+    train_start = max(asked, warm)
+    if train_start > asked:
+        stage(
+            f"the first training window starts {pd.Timestamp(times[train_start]).date()}, not at train.start "
+            f"{config.train.start}: the features and the {warm - 1}-bar turbulence window need {warm} bars of history"
+        )
     trade_first, trade_last = market.first, market.last  # the template env spans the test range
     quarters = quarter_schedule(
         times, train_start, trade_first, trade_last, ens.rebalance_window, ens.validation_window
     )
     if max_quarters is not None:
         quarters = quarters[:max_quarters]
+    first_end = pd.Timestamp(times[quarters[0].train_end]).date()
+    if config.train.end is not None and config.train.end != first_end:
+        stage(
+            f"train.end {config.train.end} is not used by the ensemble: its first training window ends {first_end}, "
+            f"{ens.validation_window} bars before the first trading day, and grows by a quarter each quarter"
+        )
+    annual = workflow.annualization_of(config, bars)
+    if use_ray:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            stage("Ray is not installed (pip install 'rltrade[ray]'): training the agents one after the other")
+            use_ray = False
     if resume is None:
         run_dir = workflow.new_run_dir(config, runs_dir)
         (run_dir / "state").mkdir()
@@ -351,7 +375,7 @@ def run_ensemble(
                 },
                 "timing": template.timing.name,
                 "cost": repr(template.cost_model),
-                "sharpe_annualisation": "sqrt(252) of daily returns",
+                "sharpe_annualisation": f"sqrt({annual.periods_per_year}) of per-bar returns ({annual.basis})",
                 "ray": {"used": use_ray, "address": ray_address},
             }
         )
@@ -389,6 +413,7 @@ def run_ensemble(
                         trainer,
                         timesteps_scale,
                         stage,
+                        annual.periods_per_year,
                     )
                     _save_quarter(folder, quarter.number, row, carry, segment)
                 rows.append(row)
@@ -433,6 +458,7 @@ def _run_quarter(
     trainer: _Trainer,
     scale: float,
     stage: Callable[[str], None],
+    periods_per_year: int = 252,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Trajectory]]:
     from rltrade.agents.scaling import ScaledObservation, fit_feature_scaler
     from rltrade.workflow import deterministic_policy
@@ -469,7 +495,7 @@ def _run_quarter(
         env = ScaledObservation(env, scaler) if scaler is not None else env
         return run_policy(env, deterministic_policy(models[agent]), seed=seed)
 
-    sharpes = {a: validation_sharpe(trade(a, quarter.val_start, quarter.trade_start)) for a in agents}
+    sharpes = {a: validation_sharpe(trade(a, quarter.val_start, quarter.trade_start), periods_per_year) for a in agents}
     picked = max(agents, key=lambda a: -np.inf if np.isnan(sharpes[a]) else sharpes[a])
     segment: dict[str, Trajectory] = {}
     new_carry: dict[str, Any] = {}
