@@ -93,12 +93,15 @@ def adjust_prices(bars: pd.DataFrame, basis: PriceBasis = "adjusted") -> pd.Data
     -------
     pandas.DataFrame
         A copy without ``adj_close`` (the input itself when it has none); ``attrs`` kept, with
-        ``attrs["prices"]`` set to ``"adjusted"``, ``"raw"`` or ``"as stored"``.
+        ``attrs["prices"]`` set to ``"adjusted"``, ``"raw"``, or, without ``adj_close``,
+        ``"source-adjusted"`` (the store marks every symbol adjusted) or ``"as stored"``.
     """
     if basis not in PRICE_BASES:
         raise DataValidationError(f"unknown price basis {basis!r}; use one of {', '.join(PRICE_BASES)}")
     if "adj_close" not in bars.columns:
-        bars.attrs.setdefault("prices", "as stored")
+        adjusted = bars.attrs.get("adjusted")
+        source = isinstance(adjusted, dict) and bool(adjusted) and all(adjusted.values())
+        bars.attrs.setdefault("prices", "source-adjusted" if source else "as stored")
         return bars
     attrs = dict(bars.attrs)
     if basis == "raw":

@@ -142,10 +142,10 @@ def annualization(
     if market not in MARKETS:
         raise AnnualizationError(f"unknown market {market!r}; use one of {', '.join(MARKETS)}")
     kind = detect_market(timestamps, freq) if market == "auto" else market
-    how = " (read from the timestamps)" if market == "auto" else ""
     days = SESSIONS_PER_YEAR[kind]
     if freq == "1d":
-        return Annualization(days, f"daily bars, {kind} market{how}: {days} a year", kind, freq)
+        where = "" if kind == "exchange" else f", {kind.replace('x', '×')} market"
+        return Annualization(days, f"daily bars{where}: {days} a year", kind, freq)
     bar = FREQ_TIMEDELTA[freq]
     if kind == "exchange":
         stamps = _utc(timestamps)
@@ -153,14 +153,14 @@ def annualization(
         per_day = max(per_day, 1)
         return Annualization(
             days * per_day,
-            f"{freq} bars, exchange hours{how}: {per_day} bars a session × {days} sessions = {days * per_day:,} a year",
+            f"{freq} bars, exchange hours: {per_day} bars a session × {days} sessions = {days * per_day:,} a year",
             kind,
             freq,
         )
     per_day = int(pd.Timedelta(days=1) / bar)
     return Annualization(
         days * per_day,
-        f"{freq} bars, {kind.replace('x', '×')} market{how}: {per_day} bars a day × {days} days = {days * per_day:,} "
+        f"{freq} bars, {kind.replace('x', '×')} market: {per_day} bars a day × {days} days = {days * per_day:,} "
         "a year",
         kind,
         freq,

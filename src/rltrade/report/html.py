@@ -1140,8 +1140,11 @@ def lines_figure(
 
 PRICES = {
     "adjusted": "split- and dividend-adjusted prices",
+    "source-adjusted": "prices adjusted by the data source (no adj_close column)",
+    "as stored": "prices as stored (no adj_close column to adjust with)",
     "raw": "raw prices (no corporate-action adjustment)",
 }
+PRICES_SHORT = {"adjusted": "adjusted", "source-adjusted": "adjusted (source)", "as stored": "as stored", "raw": "raw"}
 
 
 def _run_id(run: RunFiles) -> str:
@@ -1181,7 +1184,7 @@ def _header(run: RunFiles, strategies: Sequence[Strategy]) -> str:
         ("Timing", manifest.get("timing"), None),
         (
             "Prices",
-            {"adjusted": "adjusted", "raw": "raw"}.get(str(manifest.get("prices"))),
+            PRICES_SHORT.get(str(manifest.get("prices"))),
             PRICES.get(str(manifest.get("prices"))),
         ),
         ("Bars a year", f"{ann.periods_per_year:,}", ann.basis),
