@@ -86,6 +86,11 @@ class DataConfig(_Model):
     store: str | None = Field(None, description="Store directory or URI; default $RLTRADE_STORE or ./rltrade-data.")
     freq: Literal["1d", "1h", "1min"] = "1d"
     index: IndexConfig | None = None
+    prices: Literal["adjusted", "raw"] = Field(
+        "adjusted",
+        description="adjusted: bars with adj_close trade split- and dividend-adjusted OHLC (docs/data.md); "
+        "raw: the stored close, corporate actions traded as price moves.",
+    )
 
     @field_validator("symbols")
     @classmethod
@@ -213,6 +218,25 @@ class DateRange(_Model):
         return self
 
 
+class TrainRange(_Model):
+    """The training range. ``end`` is required for a single agent; the ensemble grows its windows itself.
+
+    For ``strategy: ensemble`` the first training window ends where the first validation window
+    starts (``ensemble.validation_window`` bars before ``test.start``) and grows by a quarter each
+    quarter, so ``train.end`` is not used and may be left out; when given it must lie before
+    ``test.start``, and the run says where the first window really ended.
+    """
+
+    start: dt.date
+    end: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _order(self) -> TrainRange:
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"end {self.end} is not after start {self.start}")
+        return self
+
+
 class AgentConfig(_Model):
     """The Stable-Baselines3 agent and how it is trained."""
 
@@ -224,7 +248,9 @@ class AgentConfig(_Model):
     policy: str = "MlpPolicy"
     params: dict[str, Any] = Field(default_factory=dict, description="Constructor parameters of the SB3 algorithm.")
     policy_kwargs: dict[str, Any] = Field(default_factory=dict)
-    device: str = "cpu"
+    device: str = Field(
+        "cpu", description="cpu, auto (cuda when torch sees a GPU, else cpu), cuda or cuda:N; checked on this machine."
+    )
     torch_threads: int | None = Field(1, ge=1, description="torch.set_num_threads; None leaves torch's default.")
     tensorboard: bool = Field(False, description="Write TensorBoard logs to RUN_DIR/tensorboard.")
 
@@ -235,6 +261,16 @@ class AgentConfig(_Model):
         if name not in ALGORITHMS:
             raise ValueError(f"unknown algorithm {value!r}; choose one of {', '.join(ALGORITHMS)}")
         return name
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        from rltrade.agents.factory import AgentError, check_device
+
+        try:
+            return check_device(value)
+        except AgentError as exc:
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _params(self) -> AgentConfig:
@@ -329,7 +365,12 @@ class EvaluationConfig(_Model):
     """How the test period is scored."""
 
     risk_free: float = Field(0.0, ge=-0.05, le=0.5, description="Annual risk-free rate for Sharpe and Sortino.")
-    periods_per_year: int = Field(252, gt=0)
+    periods_per_year: int | None = Field(
+        None, gt=0, description="Bars per year for annualising; None = from the bar frequency and the market."
+    )
+    market: Literal["auto", "exchange", "24x5", "24x7"] = Field(
+        "auto", description="The market's hours, for periods_per_year: auto reads them from the timestamps."
+    )
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
     n_boot: int = Field(2000, ge=100)
 
@@ -343,7 +384,7 @@ class RunConfig(_Model):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     env: EnvConfig = Field(default_factory=EnvConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
-    train: DateRange
+    train: TrainRange
     test: DateRange
     baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
@@ -369,7 +410,11 @@ class RunConfig(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
-        if self.test.start <= self.train.end:
+        if self.train.end is None and self.strategy != "ensemble":
+            raise ValueError("train.end: required field is missing (only the ensemble strategy may leave it out)")
+        if self.test.start <= self.train.start:
+            raise ValueError(f"test.start: {self.test.start} is not after train.start {self.train.start}")
+        if self.train.end is not None and self.test.start <= self.train.end:
             raise ValueError(
                 f"test.start: the test range ({self.test.start}..{self.test.end}) overlaps the training range "
                 f"({self.train.start}..{self.train.end}); the test must start after train.end"
@@ -431,8 +476,50 @@ def _format_errors(exc: ValidationError) -> str:
             msg = "unknown field (check the spelling; docs/training.md lists the fields)"
         elif err["type"] == "missing":
             msg = "required field is missing"
+        elif str(err["type"]).startswith("date_") and isinstance(err.get("input"), str):
+            msg = f"{err['input']} is not a date ({msg}); write it as YYYY-MM-DD"
         lines.append(f"  {where or '(top level)'}: {msg}")
     return "\n".join(lines)
+
+
+# Source kinds whose argument is not a file path.
+_NOT_PATHS = frozenset({"sample", "yahoo", "alpaca"})
+
+
+def _resolve_path(value: str, base: Path) -> str:
+    expanded = Path(value).expanduser()
+    if "://" in value or expanded.is_absolute():
+        return str(expanded) if "://" not in value else value
+    return str((base / expanded).resolve())
+
+
+def _resolve_source(spec: Any, base: Path) -> Any:
+    if not isinstance(spec, str):
+        return spec
+    kind, sep, arg = spec.partition(":")
+    if not sep or kind in _NOT_PATHS or not arg:
+        return spec
+    return f"{kind}:{_resolve_path(arg, base)}"
+
+
+def resolve_paths(data: Any, base: Path) -> Any:
+    """The config mapping with its file paths made absolute, relative to ``base`` (the config's folder).
+
+    Paths are ``data.source`` and ``data.index.source`` of file sources (``csv:PATH``,
+    ``finrl:PATH``, ...) and a local ``data.store``; URIs (``s3://...``), absolute paths and
+    non-file sources (``sample:``, ``yahoo``, ``alpaca``) are kept. The saved config of a run
+    therefore names absolute paths and reads back from anywhere.
+    """
+    if not isinstance(data, Mapping) or not isinstance(data.get("data"), Mapping):
+        return data
+    section = dict(data["data"])
+    if "source" in section:
+        section["source"] = _resolve_source(section["source"], base)
+    if isinstance(section.get("store"), str) and section["store"]:
+        section["store"] = _resolve_path(section["store"], base)
+    if isinstance(section.get("index"), Mapping) and "source" in section["index"]:
+        section["index"] = {**section["index"], "source": _resolve_source(section["index"]["source"], base)}
+    return {**data, "data": section}
 
 
 def parse_config(data: Mapping[str, Any], source: str = "config") -> RunConfig:
@@ -444,6 +531,59 @@ def parse_config(data: Mapping[str, Any], source: str = "config") -> RunConfig:
     except ValidationError as exc:
         n = exc.error_count()
         raise ConfigError(f"{source}: {n} invalid field{'s' if n > 1 else ''}:\n{_format_errors(exc)}") from None
+
+
+class _BadDate(str):
+    """An unquoted YAML date that does not exist (``2017-02-30``), kept as text until it is reported."""
+
+    reason: str
+    line: int
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that keeps an impossible date instead of raising a bare ``ValueError``."""
+
+
+def _construct_timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError as exc:  # the date matches YAML's pattern but does not exist: day 30 of February
+        bad = _BadDate(str(node.value))
+        bad.reason, bad.line = str(exc), node.start_mark.line + 1
+        return bad
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+
+
+def _bad_dates(node: Any, where: str = "") -> list[tuple[str, _BadDate]]:
+    """The impossible dates in a loaded config, with their dotted field names."""
+    if isinstance(node, _BadDate):
+        return [(where or "(top level)", node)]
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    found = []
+    for key, value in items:
+        sub = f"{where}[{key}]" if isinstance(key, int) else (f"{where}.{key}" if where else str(key))
+        found += _bad_dates(value, sub)
+    return found
+
+
+def _read_text(path: Path) -> str:
+    """The config file as text; :class:`ConfigError` when it cannot be read or is not UTF-8 text."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    if b"\0" in raw:
+        raise ConfigError(f"config {path} is not a text file (it holds NUL bytes); a config is YAML text, UTF-8")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"config {path} is not UTF-8 text: byte 0x{raw[exc.start]:02x} on line {line} cannot be decoded; "
+            "save the file as UTF-8"
+        ) from None
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> RunConfig:
@@ -459,15 +599,13 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     Raises
     ------
     ConfigError
-        The file is missing or not YAML (with the line), or a field is invalid (named).
+        The file is missing, not UTF-8 text or not YAML (with the line), holds a date that does not
+        exist (``2017-02-30``, named with its field), or a field is invalid (named).
     """
     path = Path(path)
+    text = _read_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_ConfigLoader)  # safe: a SafeLoader with one more date check
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -483,7 +621,13 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
                 if not isinstance(node, dict):
                     raise ConfigError(f"config {path}: cannot override {key}: {part} is not a mapping")
             node[parts[-1]] = value
-    return parse_config(data, f"config {path}")
+    bad = _bad_dates(data)
+    if bad:
+        raise ConfigError(
+            f"config {path}: "
+            + "; ".join(f"{field}: {value} is not a date ({value.reason}; line {value.line})" for field, value in bad)
+        )
+    return parse_config(resolve_paths(data, path.parent), f"config {path}")
 
 
 def check_dates(config: RunConfig, first: pd.Timestamp, last: pd.Timestamp, source: str = "config") -> None:
@@ -503,10 +647,11 @@ def check_dates(config: RunConfig, first: pd.Timestamp, last: pd.Timestamp, sour
     slack = pd.Timedelta(days=DATE_SLACK_DAYS)
     span = f"the data runs from {lo.date()} to {hi.date()}"
     for field in ("train", "test"):
-        rng: DateRange = getattr(config, field)
+        rng: DateRange | TrainRange = getattr(config, field)
+        end = rng.end if rng.end is not None else config.test.start
         if pd.Timestamp(rng.start) < lo - slack:
             raise ConfigError(f"{source}: {field}.start {rng.start} is before the data: {span}")
-        if pd.Timestamp(rng.end) > hi + slack:
-            raise ConfigError(f"{source}: {field}.end {rng.end} is after the data: {span}")
-        if pd.Timestamp(rng.start) > hi or pd.Timestamp(rng.end) < lo:
-            raise ConfigError(f"{source}: {field} {rng.start}..{rng.end} lies outside the data: {span}")
+        if pd.Timestamp(end) > hi + slack:
+            raise ConfigError(f"{source}: {field}.end {end} is after the data: {span}")
+        if pd.Timestamp(rng.start) > hi or pd.Timestamp(end) < lo:
+            raise ConfigError(f"{source}: {field} {rng.start}..{end} lies outside the data: {span}")

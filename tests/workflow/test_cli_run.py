@@ -51,7 +51,7 @@ def test_run_prints_the_metrics_table_and_leaves_a_report(tmp_path: Path) -> Non
         [_rltrade(), "run", str(config), "--runs-dir", str(runs), "--quiet"], env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
-    for name in ("ppo", "buy_and_hold", "equal_weight", "random", "sharpe", "max_drawdown"):
+    for name in ("ppo", "buy_and_hold", "equal_weight", "random", "Sharpe", "max DD"):
         assert name in result.stdout
     (run_dir,) = runs.iterdir()
     assert (run_dir / "report.html").stat().st_size > 1_000_000  # plotly.js inlined

@@ -203,3 +203,8 @@ def test_train_end_is_optional_for_the_ensemble_only() -> None:
     data = {**_base(), "train": {"start": "2005-01-01"}}
     assert "train.end: required field is missing" in _error(data)
     assert parse_config({**data, "strategy": "ensemble", "env": {"type": "stock_trading"}}).train.end is None
+
+
+def test_a_quoted_date_that_does_not_exist_is_named() -> None:
+    message = _error({**_base(), "train": {"start": "2017-02-30", "end": "2018-01-01"}})
+    assert "train.start: 2017-02-30 is not a date" in message

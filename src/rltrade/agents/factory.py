@@ -9,6 +9,7 @@ with a fixed number of threads).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 DISCRETE_ONLY = frozenset({"DQN"})
 CONTINUOUS_ONLY = frozenset({"DDPG", "TD3", "SAC"})
+DEVICES = "cpu, auto (cuda when torch sees a GPU, else cpu), cuda or cuda:N"
+"""The torch devices an agent may train on, as an error message lists them."""
 
 
 class AgentError(RLTradeError, ValueError):
@@ -56,6 +59,40 @@ def check_action_space(algorithm: str, space: gym.Space[Any]) -> None:
         raise AgentError(f"{name} needs a discrete action space; this env's actions are {space}")
     if name in CONTINUOUS_ONLY and not isinstance(space, gym.spaces.Box):
         raise AgentError(f"{name} needs a continuous (Box) action space; this env's actions are {space}")
+
+
+def check_device(device: str) -> str:
+    """Return ``device`` in lower case if this machine can use it; :class:`AgentError` otherwise.
+
+    ``cpu`` and ``auto`` are always accepted; ``cuda`` and ``cuda:N`` need
+    ``torch.cuda.is_available()`` (and N below the device count); anything else is refused.
+    """
+    name = device.strip().lower()
+    if name in ("cpu", "auto"):
+        return name
+    match = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if match is None:
+        raise AgentError(f"unknown device {device!r}; use {DEVICES}")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise AgentError(
+            f"{device!r} needs a CUDA GPU, but torch.cuda.is_available() is False on this machine; use cpu or auto"
+        )
+    count = torch.cuda.device_count()
+    if match.group(1) is not None and int(match.group(1)) >= count:
+        raise AgentError(f"{device!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    return name
+
+
+def resolve_device(device: str) -> str:
+    """The torch device to use: ``auto`` is ``cuda`` when torch sees a GPU, else ``cpu`` (see :func:`check_device`)."""
+    name = check_device(device)
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def set_torch_threads(threads: int | None) -> None:
@@ -95,7 +132,8 @@ def make_agent(
     policy, policy_kwargs:
         The policy class name and its parameters (e.g. ``{"net_arch": [64, 64]}``).
     device:
-        ``cpu`` by default (small MLPs are faster there than on a GPU).
+        ``cpu`` by default (small MLPs are faster there than on a GPU), ``auto``, ``cuda`` or
+        ``cuda:N`` (see :func:`check_device`).
     tensorboard_log:
         A folder for TensorBoard logs (needs the ``tensorboard`` package), or None.
     torch_threads:
@@ -104,10 +142,11 @@ def make_agent(
     Raises
     ------
     AgentError
-        Unknown algorithm or parameter, or an action space the algorithm cannot use.
+        Unknown algorithm, parameter or device, or an action space the algorithm cannot use.
     """
     cls = algorithm_class(algorithm)
     check_action_space(algorithm, env.action_space)
+    device = resolve_device(device)
     set_torch_threads(torch_threads)
     kwargs = dict(params or {})
     if tensorboard_log is not None:
@@ -166,6 +205,7 @@ def train_agent(
 def load_agent(algorithm: str, path: str | Path, device: str = "cpu", torch_threads: int | None = 1) -> BaseAlgorithm:
     """Load a model saved with ``model.save(path)``."""
     cls = algorithm_class(algorithm)
+    device = resolve_device(device)
     set_torch_threads(torch_threads)
     path = Path(path)
     if not path.exists():

@@ -20,6 +20,7 @@ import os
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -40,6 +41,10 @@ STORE_ENV = "RLTRADE_STORE"
 FILE_NAME = "bars.parquet"
 META_KEY = b"rltrade"
 FORMAT_VERSION = 1
+
+
+class StoreWriteError(StoreError, OSError):
+    """Writing partitions failed (disk full, permission denied); the store was left as it was."""
 
 
 def resolve_store(store: str | os.PathLike[str] | None) -> str:
@@ -110,9 +115,44 @@ class BarStore:
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.uri = resolve_store(root)
-        self.fs, self.root = fsspec.core.url_to_fs(self.uri)
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(self.uri)
+        except ValueError as exc:
+            if "protocol not known" not in str(exc).lower():
+                raise StoreError(f"store {self.uri}: {exc}") from None
+            protocol = self.uri.split("://", 1)[0]
+            raise StoreError(
+                f"store {self.uri}: unknown protocol '{protocol}://'; use a local directory or an fsspec URI "
+                "such as s3://bucket/bars, gs://bucket/bars or memory://bars"
+            ) from None
+        except ImportError as exc:  # a known protocol whose package is missing ("Install s3fs to access S3")
+            raise StoreError(f"store {self.uri}: {exc}") from None
         self.protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
         self.is_local = self.protocol in ("file", "local")
+        self._root_checked = False
+        if self.is_local:
+            self._check_root()
+
+    def _check_root(self) -> None:
+        """Refuse a root that is a file, or lies under one (checked once, before the first read or write)."""
+        if self._root_checked:
+            return
+        try:
+            if self.is_local:
+                for path in (self.root, *(str(p) for p in PurePosixPath(self.root).parents)):
+                    if os.path.exists(path):
+                        if not os.path.isdir(path):
+                            where = "is a file, not a directory" if path == self.root else f"lies under the file {path}"
+                            raise StoreError(
+                                f"store {self.uri} {where}; pass a directory (new, or holding an rltrade store) "
+                                "with --store or $RLTRADE_STORE"
+                            )
+                        break
+            elif self.fs.isfile(self.root):
+                raise StoreError(f"store {self.uri} is a file, not a directory; pass a directory URI")
+        except OSError as exc:
+            raise StoreError(f"store {self.uri} cannot be read: {exc}") from None
+        self._root_checked = True
 
     def __repr__(self) -> str:
         return f"BarStore({self.uri!r})"
@@ -133,6 +173,7 @@ class BarStore:
 
     def symbols(self, freq: str = "1d") -> list[str]:
         """Symbols stored at ``freq``, sorted."""
+        self._check_root()
         base = f"{self.root.rstrip('/')}/freq={freq}"
         if not self.fs.exists(base):
             return []
@@ -144,9 +185,39 @@ class BarStore:
         return sorted(found)
 
     # ----------------------------------------------------------------------------- metadata
+    def _read_schema(self, path: str) -> pa.Schema:
+        """The Arrow schema (with the key-value metadata) of a partition file, read from its footer."""
+        try:
+            if self.is_local:  # Arrow opens the file itself: no Python file object (see _read_table)
+                return pq.read_schema(path)
+            with self.fs.open(path, "rb") as fh:  # read synchronously on this thread
+                return pq.read_schema(fh)
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreError(f"{path}: cannot be read as a Parquet partition: {exc}") from None
+
+    def _read_table(self, path: str) -> pa.Table:
+        """A whole partition file.
+
+        Arrow is never handed a Python file object here. ``pq.read_table`` decodes on Arrow's CPU
+        pool, and the pool thread that finishes the read drops the last reference to the reader,
+        sometimes just after ``read_table`` has returned. Dropping a reader built on a Python file
+        (an fsspec file) needs the GIL; when the main thread has meanwhile raised an error and
+        started shutting the interpreter down, CPython ends that thread with ``pthread_exit``,
+        which unwinds through Arrow's ``noexcept`` worker loop and aborts the process
+        ("terminate called without an active exception", exit 134, seen under load after a
+        refused ingest). A native Arrow file (local) or an in-memory buffer (other filesystems)
+        needs no GIL to close.
+        """
+        try:
+            if self.is_local:
+                with pa.OSFile(path, "rb") as source:
+                    return pq.read_table(source)
+            return pq.read_table(pa.BufferReader(self.fs.cat_file(path)))
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreError(f"{path}: cannot be read as a Parquet partition: {exc}") from None
+
     def _read_meta(self, path: str) -> dict[str, Any]:
-        with self.fs.open(path, "rb") as fh:
-            schema = pq.read_schema(fh)
+        schema = self._read_schema(path)
         raw = (schema.metadata or {}).get(META_KEY)
         if raw is None:
             raise StoreError(f"{path}: not an rltrade partition (no '{META_KEY.decode()}' metadata)")
@@ -155,6 +226,8 @@ class BarStore:
 
     def info(self, freq: str | None = None) -> list[PartitionInfo]:
         """Metadata of every partition (or those of one frequency), read without loading bars."""
+        if freq is not None and freq not in FREQUENCIES:
+            raise StoreError(f"unknown frequency {freq!r}; use one of {', '.join(FREQUENCIES)}")
         out = []
         for f in [freq] if freq else FREQUENCIES:
             for sym in self.symbols(f):
@@ -178,9 +251,11 @@ class BarStore:
         path = self._path(freq, symbol)
         if not self.fs.exists(path):
             return None
-        with self.fs.open(path, "rb") as fh:
-            table = pq.read_table(fh)
-        meta = json.loads((table.schema.metadata or {})[META_KEY])
+        table = self._read_table(path)
+        raw = (table.schema.metadata or {}).get(META_KEY)
+        if raw is None:
+            raise StoreError(f"{path}: not an rltrade partition (no '{META_KEY.decode()}' metadata)")
+        meta = json.loads(raw)
         frame = table.to_pandas()
         frame["timestamp"] = frame["timestamp"].astype("datetime64[ns, UTC]")
         return frame, meta
@@ -274,28 +349,37 @@ class BarStore:
 
     def _commit(self, writes: Sequence[tuple[str, str, pd.DataFrame, dict[str, Any]]]) -> None:
         """Write every partition to a temporary file, then rename each into place."""
+        if not writes:
+            return
+        self._check_root()
         temps: list[tuple[str, str]] = []
         made_dirs: list[str] = []
         try:
             for freq, symbol, frame, meta in writes:
-                directory = self._partition_dir(freq, symbol)
-                if not self.fs.exists(directory):
-                    self.fs.makedirs(directory, exist_ok=True)
-                    made_dirs.append(directory)
-                tmp = f"{directory}/.{FILE_NAME}.tmp-{uuid.uuid4().hex}"
-                temps.append((tmp, self._path(freq, symbol)))
                 table = pa.Table.from_pandas(frame, preserve_index=False)
                 table = table.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True).encode()})
+                buffer = pa.BufferOutputStream()  # encoded in memory: Arrow never holds a Python file
+                # microseconds: the Parquet timestamp every reader (DuckDB, Spark, polars) maps to UTC
+                pq.write_table(table, buffer, compression="zstd", coerce_timestamps="us")
+                directory = self._partition_dir(freq, symbol)
+                root = self.root.rstrip("/")
+                for level in [*(str(p) for p in reversed(PurePosixPath(directory).parents)), directory]:
+                    if (level == root or level.startswith(root + "/")) and not self.fs.exists(level):
+                        made_dirs.append(level)  # the root, freq=... and symbol=... folders this ingest creates
+                self.fs.makedirs(directory, exist_ok=True)
+                tmp = f"{directory}/.{FILE_NAME}.tmp-{uuid.uuid4().hex}"
+                temps.append((tmp, self._path(freq, symbol)))
                 with self.fs.open(tmp, "wb") as fh:
-                    # microseconds: the Parquet timestamp every reader (DuckDB, Spark, polars) maps to UTC
-                    pq.write_table(table, fh, compression="zstd", coerce_timestamps="us")
-        except BaseException:
+                    fh.write(buffer.getvalue().to_pybytes())
+        except BaseException as exc:
             for tmp, _ in temps:
                 if self.fs.exists(tmp):
                     self.fs.rm(tmp)
-            for directory in made_dirs:
+            for directory in reversed(made_dirs):  # deepest first: leave nothing this ingest created
                 if self.fs.exists(directory) and not self.fs.ls(directory):
                     self.fs.rmdir(directory)
+            if isinstance(exc, OSError):
+                raise StoreWriteError(f"cannot write to store {self.uri}: {exc.strerror or exc}") from exc
             raise
         for tmp, final in temps:
             if self.is_local:
@@ -371,8 +455,7 @@ class BarStore:
     def _has_adj_close(self, paths: Sequence[str]) -> set[str]:
         found: set[str] = set()
         for path in paths:
-            with self.fs.open(path, "rb") as fh:
-                found.update(c for c in OPTIONAL_COLUMNS if c in pq.read_schema(fh).names)
+            found.update(c for c in OPTIONAL_COLUMNS if c in self._read_schema(path).names)
         return found
 
 

@@ -191,18 +191,23 @@ class _Trainer:
 
             if not ray.is_initialized():
                 self.started_ray = True
-                if address is None and not os.environ.get("RAY_ADDRESS"):
-                    # A new local Ray turns token authentication on and logs "Token authentication is
-                    # enabled for this Ray cluster. Set RAY_AUTH_MODE=disabled to opt out..." unless the
-                    # mode is set: setting Ray's own default keeps the security and drops the banner.
-                    os.environ.setdefault("RAY_AUTH_MODE", "token")
-                ray.init(
-                    address=address,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    logging_level=logging.ERROR,
-                    configure_logging=False,
-                )
+                # A new local Ray turns token authentication on and logs "Token authentication is enabled
+                # for this Ray cluster. Set RAY_AUTH_MODE=disabled to opt out..." to stderr. Keep the
+                # security, drop the banner. (Setting RAY_AUTH_MODE here is too late once ray is imported:
+                # this process would not send the token and the new cluster would refuse it.)
+                banner = logging.getLogger("ray._private.authentication.authentication_token_setup")
+                level = banner.level
+                banner.setLevel(logging.ERROR)
+                try:
+                    ray.init(
+                        address=address,
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        logging_level=logging.ERROR,
+                        configure_logging=False,
+                    )
+                finally:
+                    banner.setLevel(level)
             self._remote = ray.remote(num_cpus=1)(train_window_agent)
             self._bars_ref = ray.put(bars)
 

@@ -13,6 +13,7 @@ file, the symbol and the row.
 from __future__ import annotations
 
 import difflib
+import io
 import logging
 import re
 from collections.abc import Sequence
@@ -40,7 +41,9 @@ def _open_table(path: str, reader: str) -> pd.DataFrame:
     """Read a CSV or Parquet file (optionally gzip-compressed, local or fsspec URI), rows numbered from 1."""
     try:
         with fsspec.open(path, "rb", compression="infer") as fh:
-            frame = pd.read_parquet(fh) if reader == "parquet" else pd.read_csv(fh)
+            # Arrow gets bytes, never a Python file: its pool threads releasing a Python file at
+            # interpreter exit can abort the process (see BarStore._read_partition).
+            frame = pd.read_parquet(io.BytesIO(fh.read())) if reader == "parquet" else pd.read_csv(fh)
     except FileNotFoundError as exc:
         raise SourceError(f"{path}: file not found") from exc
     except pd.errors.EmptyDataError as exc:
