@@ -160,8 +160,7 @@ def annualization(
     per_day = int(pd.Timedelta(days=1) / bar)
     return Annualization(
         days * per_day,
-        f"{freq} bars, {kind.replace('x', '×')} market: {per_day} bars a day × {days} days = {days * per_day:,} "
-        "a year",
+        f"{freq} bars, {kind.replace('x', '×')} market: {per_day} bars a day × {days} days = {days * per_day:,} a year",
         kind,
         freq,
     )
