@@ -538,17 +538,13 @@ def backtest(
             policy_env, deterministic_policy(model), seed=seed, progress=f"backtest seed {seed}" if progress else False
         )
     groups = {config.agent.algorithm.lower(): trajectories}
+
+    def score(folder: Path) -> RunResult:
+        test_env = lambda: make_env(config, bars, "test")  # noqa: E731
+        return evaluate(folder, config, bars, index_close, groups, test_env, progress=progress, on_stage=on_stage)
+
     if not other_range:
-        result = evaluate(
-            run_dir,
-            config,
-            bars,
-            index_close,
-            groups,
-            lambda: make_env(config, bars, "test"),
-            progress=progress,
-            on_stage=on_stage,
-        )
+        result = score(run_dir)
         manifest = read_manifest(run_dir)
         manifest["annualization"] = result.annualization.to_dict()
         manifest.setdefault("prices", bars.attrs.get("prices", config.data.prices))
@@ -559,16 +555,7 @@ def backtest(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        result = evaluate(
-            work,
-            config,
-            bars,
-            index_close,
-            groups,
-            lambda: make_env(config, bars, "test"),
-            progress=progress,
-            on_stage=on_stage,
-        )
+        result = score(work)
         stamps = next(iter(trajectories.values())).timestamps
         days = (stamps[-1] - stamps[0]).days
         warning = None
