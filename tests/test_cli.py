@@ -152,9 +152,14 @@ METRICS = {
 
 
 def _run_dir(tmp_path: Path, **files: object) -> Path:
+    """A run directory as `rltrade run` lays it out (read through rltrade.runs.Run)."""
     run_dir = tmp_path / "quickstart-20261201-214239"
     run_dir.mkdir()
-    for name, data in {"metrics": METRICS, **files}.items():
+    (run_dir / "config.yaml").write_text("name: quickstart\n")
+    stamps = ["2017-01-03", "2017-01-04", "2017-01-05"]
+    rows = ["timestamp," + ",".join(METRICS)] + [f"{d}," + ",".join(["1000000"] * len(METRICS)) for d in stamps]
+    (run_dir / "equity.csv").write_text("\n".join(rows) + "\n")
+    for name, data in {"metrics": METRICS, "manifest": {}, **files}.items():
         (run_dir / f"{name}.json").write_text(json.dumps(data))
     return run_dir
 
@@ -204,14 +209,22 @@ def test_wide_terminal_shows_every_metric(
     for name in ("ann ret", "vol", "Sharpe", "Sortino", "Calmar", "max DD", "turnover", "final"):
         assert name in header
     assert "2,533,206.68" in out and "not shown" not in out
-    assert "sqrt(252) of daily returns" in " ".join(out.split())  # no manifest: the old default
+    assert "sqrt(252) of per-bar returns (daily bars: 252 a year)" in " ".join(out.split())  # an old run: daily
 
 
 def test_rebacktest_folder_reads_its_own_annualization(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    backtest = {"annualization": {"periods_per_year": 6240, "basis": "1h bars, 24x5 market"}}
-    out = _printed(_run_dir(tmp_path, backtest=backtest), 120, capsys, monkeypatch)
+    import shutil
+
+    run_dir = _run_dir(tmp_path)
+    folder = run_dir / "backtests" / "2018-01-01_2018-02-07"
+    folder.mkdir(parents=True)
+    for name in ("equity.csv", "metrics.json"):
+        shutil.copy(run_dir / name, folder / name)
+    backtest = {"run": "../..", "annualization": {"periods_per_year": 6240, "basis": "1h bars, 24x5 market"}}
+    (folder / "backtest.json").write_text(json.dumps(backtest))
+    out = _printed(folder, 120, capsys, monkeypatch)
     assert "sqrt(6240) of per-bar returns (1h bars, 24x5 market)" in " ".join(out.split())
 
 

@@ -289,23 +289,9 @@ _DROP_METRICS = ("calmar", "sortino", "turnover", "annual_volatility", "annual_r
 _DROP_SEED_COLUMNS = ("annual_return", "psr", "cumulative_return")
 
 
-def _sharpe_basis(run_dir: Path) -> str:
-    """How the run's Sharpe ratios are annualised, from backtest.json (a re-backtest) or manifest.json."""
-    import json
-
-    for name in ("backtest.json", "manifest.json"):
-        path = run_dir / name
-        if not path.exists():
-            continue
-        try:
-            data = json.loads(path.read_text()).get("annualization")
-        except (OSError, ValueError, AttributeError):
-            break
-        if isinstance(data, dict) and isinstance(data.get("periods_per_year"), int | float):
-            basis = f" ({data['basis']})" if data.get("basis") else ""
-            return f"sqrt({data['periods_per_year']:g}) of per-bar returns{basis}"
-        break
-    return "sqrt(252) of daily returns"
+def _sharpe_basis(annualization: Any) -> str:
+    """How a run's Sharpe ratios are annualised (its manifest's, or its backtest.json's, ``annualization``)."""
+    return f"sqrt({annualization.periods_per_year:g}) of per-bar returns ({annualization.basis})"
 
 
 def _compact_value(value: float) -> str:
@@ -342,20 +328,19 @@ def _fit(
 
 def _print_results(run_dir: Path) -> None:
     """The metrics table (and the seed statistics) of a run directory, as wide as the terminal allows."""
-    import json
 
     from rich.markup import escape
     from rich.table import Table
 
     from rltrade.backtest.metrics import METRIC_NAMES, format_metric
     from rltrade.backtest.stats import mean_std_text
+    from rltrade.runs import Run
 
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    run = Run.open(run_dir)
+    metrics, summary = run.metrics, run.summary
     console = _console()
     nan = float("nan")
-    title = escape(f"out-of-sample metrics ({run_dir.name}; Sharpe annualised with {_sharpe_basis(run_dir)})")
+    title = escape(f"out-of-sample metrics ({run_dir.name}; Sharpe annualised with {_sharpe_basis(run.annualization)})")
 
     def build(shown: Sequence[str], compact: bool) -> Table:
         table = Table(title=title)
@@ -365,7 +350,8 @@ def _print_results(run_dir: Path) -> None:
         for strategy, values in metrics.items():
             cells = []
             for m in shown:
-                value = nan if values.get(m) is None else float(values[m])
+                raw = values.get(m)
+                value = nan if raw is None else float(raw)
                 cells.append(_compact_value(value) if compact and m == "final_value" else format_metric(m, value))
             table.add_row(escape(strategy), *cells)
         return table

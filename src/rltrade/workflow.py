@@ -27,14 +27,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import importlib.metadata
-import json
 import logging
-import math
 import os
-import platform
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,24 +41,10 @@ import pandas as pd
 
 from rltrade.config import ConfigError, RunConfig, check_dates, load_config
 from rltrade.errors import RLTradeError
+from rltrade.runs.files import MANIFEST_VERSION, is_intraday, read_manifest, write_csv, write_json, write_text
+from rltrade.runs.manifest import annualization_of, base_manifest, new_run_dir
 
 log = logging.getLogger(__name__)
-
-MANIFEST_VERSION = 1
-_PACKAGES = (
-    "rltrade",
-    "numpy",
-    "pandas",
-    "numba",
-    "torch",
-    "stable-baselines3",
-    "gymnasium",
-    "skfolio",
-    "empyrical-reloaded",
-    "ta-lib",
-    "plotly",
-    "pydantic",
-)
 
 
 #: A backtest window shorter than this many calendar days gets a warning: its annualised figures mean little.
@@ -203,136 +184,11 @@ def _scaler(config: RunConfig, template: Any) -> Any:
     return fit_feature_scaler(template.market, config.features.scaler)
 
 
-# ----------------------------------------------------------------------------------- files
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    _write_text(path, json.dumps(_json_safe(data), indent=2) + "\n")
-
-
-def _write_csv(path: Path, frame: pd.DataFrame, index: bool = True, intraday: bool = False) -> None:
-    """Write ``frame`` atomically; timestamps as dates, or as ``YYYY-mm-dd HH:MM:SS`` (UTC) when ``intraday``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    stamp = "%Y-%m-%d %H:%M:%S" if intraday else "%Y-%m-%d"
-    frame.to_csv(tmp, index=index, float_format="%.10g", date_format=stamp)
-    os.replace(tmp, path)
-
-
-def is_intraday(timestamps: pd.DatetimeIndex) -> bool:
-    """True when some timestamp is not a midnight (the bars are intraday: keep the time in files)."""
-    stamps = pd.DatetimeIndex(timestamps)
-    return bool(len(stamps)) and not bool((stamps == stamps.normalize()).all())
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return None if not math.isfinite(float(value)) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def _git_commit() -> str | None:
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def _versions() -> dict[str, str | None]:
-    found: dict[str, str | None] = {"python": platform.python_version()}
-    for name in _PACKAGES:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = None
-    return found
-
-
-def read_manifest(run_dir: Path) -> dict[str, Any]:
-    """The manifest of a run directory."""
-    path = Path(run_dir) / "manifest.json"
-    try:
-        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RLTradeError(
-            f"{run_dir} is not a run directory: no manifest.json (make one with `rltrade train`)"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise RLTradeError(f"{path}: not valid JSON ({exc})") from None
-    return manifest
-
-
-def annualization_of(config: RunConfig, bars: pd.DataFrame) -> Any:
-    """The :class:`~rltrade.data.annualization.Annualization` of the run's bars (``evaluation`` settings)."""
-    from rltrade.data.annualization import annualization
-
-    ev = config.evaluation
-    stamps = pd.DatetimeIndex(pd.unique(bars["timestamp"]))
-    return annualization(stamps, config.data.freq, ev.market, ev.periods_per_year)
-
-
 def seeds_of(config: RunConfig, n_seeds: int) -> list[int]:
     """The seeds of a run: ``config.seed`` and the ``n_seeds - 1`` after it."""
     if n_seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {n_seeds}")
     return [config.seed + i for i in range(n_seeds)]
-
-
-def new_run_dir(config: RunConfig, runs_dir: str | Path, create: bool = True) -> Path:
-    """A fresh ``RUNS_DIR/<name>-<YYYYmmdd-HHMMSS>`` path (with ``-2``, ``-3``... if taken); created unless told."""
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    runs = Path(runs_dir)
-    runs.mkdir(parents=True, exist_ok=True)
-    final = runs / f"{config.name}-{stamp}"
-    suffix = 1
-    while final.exists():
-        suffix += 1
-        final = runs / f"{config.name}-{stamp}-{suffix}"
-    if create:
-        final.mkdir()
-    return final
-
-
-def base_manifest(
-    config: RunConfig, run_dir: Path, bars: pd.DataFrame, seeds: list[int], symbols: list[str], features: list[str]
-) -> dict[str, Any]:
-    """The manifest fields every run has: identity, data hash, seeds, versions, commit, price basis, annualisation."""
-    return {
-        "format": MANIFEST_VERSION,
-        "name": config.name,
-        "run_id": run_dir.name,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "strategy": config.strategy,
-        "algorithm": config.agent.algorithm,
-        "env": config.env.type,
-        "seeds": seeds,
-        "timesteps": config.agent.timesteps,
-        "symbols": symbols,
-        "train": {"start": str(config.train.start), "end": str(config.train.end)},
-        "test": {"start": str(config.test.start), "end": str(config.test.end)},
-        "dataset_hash": bars.attrs.get("content_hash"),
-        "features": features,
-        "feature_scaler": None,
-        "initial_value": config.env.initial_value,
-        "prices": bars.attrs.get("prices", config.data.prices),
-        "annualization": annualization_of(config, bars).to_dict(),
-        "packages": _versions(),
-        "platform": platform.platform(),
-        "git_commit": _git_commit(),
-    }
 
 
 # ----------------------------------------------------------------------------------- train
@@ -374,7 +230,7 @@ def train(
     shutil.rmtree(work, ignore_errors=True)
     (work / "models").mkdir(parents=True)
     try:
-        _write_text(work / "config.yaml", config.dump_yaml())
+        write_text(work / "config.yaml", config.dump_yaml())
         train_seconds: dict[str, float] = {}
         trained: dict[str, int] = {}
         device = None
@@ -420,7 +276,7 @@ def train(
                 "device": device,
             }
         )
-        _write_json(work / "manifest.json", manifest)
+        write_json(work / "manifest.json", manifest)
         os.replace(work, final)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -548,7 +404,7 @@ def backtest(
         manifest = read_manifest(run_dir)
         manifest["annualization"] = result.annualization.to_dict()
         manifest.setdefault("prices", bars.attrs.get("prices", config.data.prices))
-        _write_json(run_dir / "manifest.json", manifest)
+        write_json(run_dir / "manifest.json", manifest)
         return result
     final = run_dir / "backtests" / f"{config.test.start}_{config.test.end}"
     work = final.parent / f".{final.name}.partial"
@@ -565,7 +421,7 @@ def backtest(
                 "volatility, Sharpe, Sortino, Calmar, turnover) extrapolate it to a year and mean little"
             )
             log.warning("%s", warning)
-        _write_json(
+        write_json(
             work / "backtest.json",
             {
                 "format": MANIFEST_VERSION,
@@ -711,13 +567,13 @@ def evaluate(
     )
     summary["annualization"] = ann.to_dict()
     intraday = is_intraday(timestamps)
-    _write_csv(run_dir / "equity.csv", frame, intraday=intraday)
-    _write_csv(run_dir / "weights.csv", pd.concat(weights, ignore_index=True), index=False, intraday=intraday)
+    write_csv(run_dir / "equity.csv", frame, intraday=intraday)
+    write_csv(run_dir / "weights.csv", pd.concat(weights, ignore_index=True), index=False, intraday=intraday)
     if trades:
-        _write_csv(run_dir / "trades.csv", pd.concat(trades, ignore_index=True), index=False, intraday=intraday)
-    _write_csv(run_dir / "costs.csv", paid, intraday=intraday)
-    _write_json(run_dir / "metrics.json", metrics)
-    _write_json(run_dir / "summary.json", summary)
+        write_csv(run_dir / "trades.csv", pd.concat(trades, ignore_index=True), index=False, intraday=intraday)
+    write_csv(run_dir / "costs.csv", paid, intraday=intraday)
+    write_json(run_dir / "metrics.json", metrics)
+    write_json(run_dir / "summary.json", summary)
     return RunResult(run_dir, metrics, summary, tuple(c for group in groups for c in columns[group]), ann)
 
 
@@ -786,7 +642,7 @@ def run(
     result = backtest(run_dir, progress=progress, bars=bars, index_close=index_close, on_stage=on_stage)
     manifest = read_manifest(run_dir)
     manifest["wall_time_s"] = round(time.perf_counter() - started, 1)
-    _write_json(run_dir / "manifest.json", manifest)
+    write_json(run_dir / "manifest.json", manifest)
     stage("writing the report")
     write_run_report(run_dir)
     return result

@@ -22,6 +22,7 @@ quote.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -70,11 +71,21 @@ class Annualization:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> Annualization:
-        """Read :meth:`to_dict`'s output; None (a run written before this field) is daily, 252."""
-        if not data:
+    def from_dict(cls, data: Any) -> Annualization:
+        """Read :meth:`to_dict`'s output; None or malformed (a run written before this field) is daily, 252."""
+        if not isinstance(data, dict):
             return DAILY
-        return cls(int(data["periods_per_year"]), str(data["basis"]), str(data.get("market", "")), data.get("freq"))
+        ppy = data.get("periods_per_year")
+        if isinstance(ppy, bool) or not isinstance(ppy, int | float) or not math.isfinite(ppy) or ppy < 1:
+            return DAILY
+        basis = str(data.get("basis") or f"{int(ppy):,} bars a year")
+        freq = data.get("freq")
+        return cls(int(ppy), basis, str(data.get("market") or ""), str(freq) if freq else None)
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> Annualization:
+        """The ``annualization`` of a run's manifest (or ``backtest.json``); daily, 252, when absent."""
+        return cls.from_dict(manifest.get("annualization"))
 
     @property
     def sqrt_text(self) -> str:

@@ -25,49 +25,18 @@ The worst-drawdowns table only splits :func:`skfolio.measures.get_drawdowns`'s p
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import empyrical
 import numpy as np
 import pandas as pd
 
-#: Bars per year when the manifest does not say (a run written before ``annualization`` existed).
-DEFAULT_PERIODS_PER_YEAR = 252
-DEFAULT_BASIS = "daily bars: 252 a year"
+from rltrade.data.annualization import DAILY
+
 #: The rolling window is half a year of bars (126 for daily bars), as in quantstats and pyfolio.
 ROLLING_YEARS = 0.5
 #: VaR and CVaR confidence.
 VAR_CONFIDENCE = 0.95
-
-
-@dataclass(frozen=True)
-class Annualization:
-    """Bars per year and the sentence saying how that number was obtained.
-
-    :param periods_per_year: the factor of annualised means (×N) and volatilities (×√N).
-    :param basis: e.g. ``"daily bars: 252 a year"``.
-    """
-
-    periods_per_year: int = DEFAULT_PERIODS_PER_YEAR
-    basis: str = DEFAULT_BASIS
-
-    @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> Annualization:
-        """Read ``manifest["annualization"]``; absent or malformed means daily bars, 252 a year."""
-        data = manifest.get("annualization")
-        if not isinstance(data, dict):
-            return cls()
-        ppy = data.get("periods_per_year")
-        if isinstance(ppy, bool) or not isinstance(ppy, int | float) or not math.isfinite(ppy) or ppy < 1:
-            return cls()
-        basis = str(data.get("basis") or f"{int(ppy):,} bars a year")
-        return cls(int(ppy), basis)
-
-    @property
-    def sqrt_text(self) -> str:
-        """``"√252"``."""
-        return f"√{self.periods_per_year:,}"
 
 
 def bar_returns(equity: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
@@ -207,7 +176,7 @@ def extended_metrics(
     equity: pd.DataFrame,
     *,
     benchmark: str | None = "index",
-    periods_per_year: int = DEFAULT_PERIODS_PER_YEAR,
+    periods_per_year: int = DAILY.periods_per_year,
     risk_free: float = 0.0,
 ) -> dict[str, dict[str, float]]:
     """Risk and benchmark statistics of every equity column, keyed by column then :data:`EXTENDED_NAMES`.

@@ -2,7 +2,7 @@
 
 ``write_report(run_dir)`` reads the files a run leaves behind (``config.yaml``, ``manifest.json``,
 ``equity.csv``, ``metrics.json`` and, when present, ``weights.csv``, ``costs.csv``, ``trades.csv``,
-``summary.json``, ``quarters.csv``) into a :class:`RunFiles` and renders them with plotly; plotly.js
+``summary.json``, ``quarters.csv``) into a :class:`~rltrade.runs.Run` and renders them with plotly; plotly.js
 is inlined once, so the page opens without a network connection. A re-backtest folder
 (``RUN_DIR/backtests/NAME/`` with a ``backtest.json``) renders the same way, its config and
 manifest read from the run it belongs to. The added statistics are computed in
@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rltrade.errors import RLTradeError
+from rltrade.data.annualization import Annualization
 from rltrade.report import analytics
-from rltrade.report.analytics import Annualization
+from rltrade.runs import Run
 
 logger = logging.getLogger(__name__)
 
@@ -156,252 +156,7 @@ def _help(metric: Metric, annualization: Annualization) -> str:
 # Reading the run directory
 
 
-@dataclass(frozen=True)
-class RunFiles:
-    """Everything the report shows, read and checked from one run directory (or re-backtest folder).
-
-    :param run_dir: the run directory, or the re-backtest folder ``RUN_DIR/backtests/NAME``.
-    :param config_text: ``config.yaml`` verbatim (a re-backtest's: its run's).
-    :param manifest: ``manifest.json`` (a re-backtest's: its run's, with the test range, the
-        annualisation, the prices and the dataset hash replaced by those of ``backtest.json``).
-    :param equity: ``equity.csv``: a DatetimeIndex and one float column of portfolio value per strategy.
-    :param metrics: ``metrics.json``: strategy -> metric -> number or None.
-    :param weights: ``weights.csv`` (timestamp, strategy, symbols..., cash) or None.
-    :param summary: ``summary.json`` (statistics over seeds) or None.
-    :param quarters: ``quarters.csv`` (the ensemble's pick per quarter) or None.
-    :param costs: ``costs.csv``: a DatetimeIndex and the cost paid per bar per strategy, or None.
-    :param trades: ``trades.csv`` (timestamp, strategy, symbol, quantity, holding, price, notional) or None.
-    :param backtest: ``backtest.json`` of a re-backtest folder, else None.
-    """
-
-    run_dir: Path
-    config_text: str
-    manifest: dict[str, Any]
-    equity: pd.DataFrame
-    metrics: dict[str, dict[str, float | None]]
-    weights: pd.DataFrame | None = None
-    summary: dict[str, Any] | None = None
-    quarters: pd.DataFrame | None = None
-    costs: pd.DataFrame | None = None
-    trades: pd.DataFrame | None = None
-    backtest: dict[str, Any] | None = None
-
-    @classmethod
-    def read(cls, run_dir: str | Path) -> RunFiles:
-        """Read ``run_dir``; raise :class:`RLTradeError` naming the file that is missing or malformed.
-
-        A folder with a ``backtest.json`` is a re-backtest: its ``config.yaml`` and ``manifest.json``
-        are those of the run ``backtest.json["run"]`` points to (``../..``).
-        """
-        root = Path(run_dir)
-        if not root.is_dir():
-            raise RLTradeError(f"run directory {root} does not exist (expected the output of a training run)")
-        backtest = _read_backtest(root / "backtest.json") if (root / "backtest.json").exists() else None
-        source = root
-        if backtest is not None:
-            source = Path(os.path.normpath(root / str(backtest.get("run") or "../..")))
-            if not source.is_dir():
-                raise RLTradeError(f"backtest.json in {root} points to run {source}, which does not exist")
-        config_text = _read_text(source / "config.yaml")
-        manifest = _read_json_object(source / "manifest.json")
-        if backtest is not None:
-            manifest = _backtest_manifest(manifest, backtest)
-
-        def optional(name: str, reader: Any) -> Any:
-            return reader(root / name) if (root / name).exists() else None
-
-        return cls(
-            run_dir=root,
-            config_text=config_text,
-            manifest=manifest,
-            equity=_read_equity(root / "equity.csv"),
-            metrics=_read_metrics(root / "metrics.json"),
-            weights=optional("weights.csv", _read_weights),
-            summary=optional("summary.json", _read_summary),
-            quarters=optional("quarters.csv", _read_quarters),
-            costs=optional("costs.csv", _read_equity),
-            trades=optional("trades.csv", _read_trades),
-            backtest=backtest,
-        )
-
-    @property
-    def annualization(self) -> Annualization:
-        """Bars per year and their basis (``manifest["annualization"]``; 252, daily, when absent)."""
-        return Annualization.from_manifest(self.manifest)
-
-    @property
-    def intraday(self) -> bool:
-        """True when a bar of ``equity.csv`` is stamped at a time of day (tables and axes show hours)."""
-        index = pd.DatetimeIndex(self.equity.index)
-        return not bool((index == index.normalize()).all())
-
-    @property
-    def risk_free(self) -> float:
-        """The annual risk-free rate of ``config.yaml`` (``evaluation.risk_free``), 0 when unset or unreadable."""
-        import yaml
-
-        try:
-            config = yaml.safe_load(self.config_text)
-            value = config["evaluation"]["risk_free"]
-        except (yaml.YAMLError, KeyError, TypeError):
-            return 0.0
-        if isinstance(value, bool) or not isinstance(value, int | float) or not -1.0 < value < 10.0:
-            return 0.0
-        return float(value)
-
-
-def _read_backtest(path: Path) -> dict[str, Any]:
-    data = _read_json_object(path)
-    test = data.get("test")
-    if test is not None and not (isinstance(test, dict) and {"start", "end"} <= set(test)):
-        raise RLTradeError(f"{path.name} in {path.parent}: 'test' must be an object with 'start' and 'end'")
-    return data
-
-
-def _backtest_manifest(manifest: dict[str, Any], backtest: dict[str, Any]) -> dict[str, Any]:
-    """The run's manifest with the re-backtest's test range, annualisation, prices and data hash."""
-    out = dict(manifest)
-    for key in ("test", "annualization", "prices", "dataset_hash"):
-        if backtest.get(key) is not None:
-            out[key] = backtest[key]
-    return out
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RLTradeError(f"{path.name} is missing from run directory {path.parent}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RLTradeError(f"{path.name} in {path.parent} cannot be read: {exc}") from exc
-
-
-def _read_json_object(path: Path) -> dict[str, Any]:
-    text = _read_text(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RLTradeError(f"{path.name} in {path.parent} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise RLTradeError(f"{path.name} in {path.parent} must hold a JSON object, found {type(data).__name__}")
-    return data
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise RLTradeError(f"{path.name} is missing from run directory {path.parent}")
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise RLTradeError(f"{path.name} in {path.parent} cannot be read as CSV: {exc}") from exc
-    if frame.empty:
-        raise RLTradeError(f"{path.name} in {path.parent} has no rows")
-    return frame
-
-
-def _require_columns(frame: pd.DataFrame, path: Path, columns: Iterable[str]) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise RLTradeError(f"{path.name} in {path.parent} lacks column(s) {', '.join(missing)}")
-
-
-def _parse_timestamps(values: pd.Series, path: Path, column: str = "timestamp") -> pd.DatetimeIndex:
-    try:
-        stamps = pd.to_datetime(values, utc=True, format="ISO8601")
-    except (ValueError, TypeError) as exc:
-        raise RLTradeError(
-            f"{path.name} in {path.parent}: column {column!r} holds a non-ISO timestamp ({exc})"
-        ) from exc
-    return pd.DatetimeIndex(stamps).tz_localize(None)
-
-
-def _numeric(frame: pd.DataFrame, path: Path, columns: Sequence[str]) -> pd.DataFrame:
-    out = pd.DataFrame(index=frame.index)
-    for column in columns:
-        try:
-            out[column] = pd.to_numeric(frame[column], errors="raise").astype(float)
-        except (ValueError, TypeError) as exc:
-            raise RLTradeError(f"{path.name} in {path.parent}: column {column!r} is not numeric ({exc})") from exc
-    return out
-
-
-def _read_equity(path: Path) -> pd.DataFrame:
-    frame = _read_csv(path)
-    if frame.columns[0] != "timestamp":
-        raise RLTradeError(
-            f"{path.name} in {path.parent} must start with a 'timestamp' column, found {frame.columns[0]!r}"
-        )
-    strategies = [str(c) for c in frame.columns[1:]]
-    if not strategies:
-        raise RLTradeError(f"{path.name} in {path.parent} has no strategy columns after 'timestamp'")
-    values = _numeric(frame, path, strategies)
-    values.index = _parse_timestamps(frame["timestamp"], path)
-    values.index.name = "timestamp"
-    return values.sort_index()
-
-
-def _read_weights(path: Path) -> pd.DataFrame:
-    frame = _read_csv(path)
-    _require_columns(frame, path, ("timestamp", "strategy"))
-    assets = [str(c) for c in frame.columns if c not in ("timestamp", "strategy")]
-    if not assets:
-        raise RLTradeError(f"{path.name} in {path.parent} has no weight columns after 'timestamp, strategy'")
-    out = _numeric(frame, path, assets)
-    out.insert(0, "strategy", frame["strategy"].astype(str))
-    out.insert(0, "timestamp", _parse_timestamps(frame["timestamp"], path))
-    return out
-
-
-def _read_trades(path: Path) -> pd.DataFrame:
-    frame = _read_csv(path)
-    _require_columns(frame, path, ("timestamp", "strategy", "symbol"))
-    numeric = [c for c in ("quantity", "holding", "price", "notional") if c in frame.columns]
-    out = _numeric(frame, path, numeric)
-    out.insert(0, "symbol", frame["symbol"].astype(str))
-    out.insert(0, "strategy", frame["strategy"].astype(str))
-    out.insert(0, "timestamp", _parse_timestamps(frame["timestamp"], path))
-    return out
-
-
-def _read_quarters(path: Path) -> pd.DataFrame:
-    frame = _read_csv(path)
-    _require_columns(frame, path, ("quarter", "picked"))
-    if "seed" in frame.columns and frame["seed"].nunique() > 1:
-        # several seeds: the picks of the first seed, the one whose curves are drawn boldly
-        frame = frame[frame["seed"] == frame["seed"].min()].reset_index(drop=True)
-    frame["quarter"] = frame["quarter"].astype(str)
-    frame["picked"] = frame["picked"].astype(str)
-    for column in frame.columns:
-        if column.endswith(("_start", "_end")):
-            frame[column] = _parse_timestamps(frame[column], path, column)
-    numeric = [c for c in frame.columns if c.startswith("sharpe_") or c == "turbulence_threshold"]
-    frame[numeric] = _numeric(frame, path, numeric)
-    return frame
-
-
-def _read_metrics(path: Path) -> dict[str, dict[str, float | None]]:
-    data = _read_json_object(path)
-    out: dict[str, dict[str, float | None]] = {}
-    for strategy, values in data.items():
-        if not isinstance(values, dict):
-            raise RLTradeError(f"{path.name} in {path.parent}: {strategy!r} must map metric names to numbers")
-        row: dict[str, float | None] = {}
-        for key, value in values.items():
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-                raise RLTradeError(
-                    f"{path.name} in {path.parent}: {strategy}.{key} = {value!r} is not a number or null"
-                )
-            row[key] = None if value is None or not math.isfinite(value) else float(value)
-        out[str(strategy)] = row
-    return out
-
-
-def _read_summary(path: Path) -> dict[str, Any]:
-    data = _read_json_object(path)
-    strategies = data.get("strategies")
-    if not isinstance(strategies, list) or not all(isinstance(s, dict) and "name" in s for s in strategies):
-        raise RLTradeError(f"{path.name} in {path.parent}: 'strategies' must be a list of objects with a 'name'")
-    return data
+RunFiles = Run  # the report's name of the run reader (rltrade.runs.Run)
 
 
 @dataclass(frozen=True)
@@ -518,7 +273,7 @@ def _stamp(value: object, intraday: bool) -> str:
     return stamp.strftime("%Y-%m-%d %H:%M" if intraday else "%Y-%m-%d")
 
 
-def _traded_range(run: RunFiles) -> str:
+def _traded_range(run: Run) -> str:
     """First → last bar of ``equity.csv``: the bars the strategies actually traded."""
     index = run.equity.index
     return f"{_stamp(index[0], run.intraday)} → {_stamp(index[-1], run.intraday)}"
@@ -1147,12 +902,12 @@ PRICES = {
 PRICES_SHORT = {"adjusted": "adjusted", "source-adjusted": "adjusted (source)", "as stored": "as stored", "raw": "raw"}
 
 
-def _run_id(run: RunFiles) -> str:
+def _run_id(run: Run) -> str:
     backtest = run.backtest or {}
     return str(backtest.get("run_id") or run.manifest.get("run_id") or run.manifest.get("name") or run.run_dir.name)
 
 
-def _header(run: RunFiles, strategies: Sequence[Strategy]) -> str:
+def _header(run: Run, strategies: Sequence[Strategy]) -> str:
     manifest = run.manifest
     algorithm = str(manifest.get("algorithm") or next((s.base for s in strategies if s.is_agent), "agent"))
     env = manifest.get("env")
@@ -1212,7 +967,7 @@ def _header(run: RunFiles, strategies: Sequence[Strategy]) -> str:
     )
 
 
-def _how_to_read(run: RunFiles) -> str:
+def _how_to_read(run: Run) -> str:
     manifest = run.manifest
     ann = run.annualization
     what = f"{len(run.equity):,} bars, first and last traded bar: {_traded_range(run)}"
@@ -1256,7 +1011,7 @@ def _name_cell(name: str, color: str | None) -> str:
     return f"<td>{swatch}{_esc(name)}</td>"
 
 
-def _metrics_table(run: RunFiles, colors: dict[str, str]) -> str:
+def _metrics_table(run: Run, colors: dict[str, str]) -> str:
     rows = classify(run.metrics, run.manifest.get("algorithm"))
     known = {m.key for m in METRICS}
     extra_keys = list(dict.fromkeys(k for r in run.metrics.values() for k in r if k not in known))
@@ -1394,7 +1149,7 @@ def _strategy_table(
     )
 
 
-def _extended_section(run: RunFiles, strategies: Sequence[Strategy], colors: dict[str, str]) -> str:
+def _extended_section(run: Run, strategies: Sequence[Strategy], colors: dict[str, str]) -> str:
     from rltrade.backtest.metrics import per_period_rate
 
     ann = run.annualization
@@ -1429,7 +1184,7 @@ def _lead_strategies(strategies: Sequence[Strategy]) -> list[Strategy]:
     return lead or list(strategies[:1])
 
 
-def _drawdowns_table(run: RunFiles, strategies: Sequence[Strategy], colors: dict[str, str]) -> str:
+def _drawdowns_table(run: Run, strategies: Sequence[Strategy], colors: dict[str, str]) -> str:
     intraday = run.intraday
     body = []
     for s in _lead_strategies(strategies):
@@ -1467,7 +1222,7 @@ def _drawdowns_table(run: RunFiles, strategies: Sequence[Strategy], colors: dict
     )
 
 
-def _returns_section(run: RunFiles, strategies: Sequence[Strategy], colors: dict[str, str]) -> str:
+def _returns_section(run: Run, strategies: Sequence[Strategy], colors: dict[str, str]) -> str:
     figure = returns_heatmap(run.equity, strategies)
     yearly = analytics.yearly_returns(run.equity)
     spans = analytics.year_spans(pd.DatetimeIndex(run.equity.index))
@@ -1494,7 +1249,7 @@ def _returns_section(run: RunFiles, strategies: Sequence[Strategy], colors: dict
     )
 
 
-def _rolling_section(run: RunFiles, strategies: Sequence[Strategy], colors: dict[str, str]) -> str:
+def _rolling_section(run: Run, strategies: Sequence[Strategy], colors: dict[str, str]) -> str:
     figure, window = rolling_figure(run.equity, strategies, colors, run.annualization, _per_period_rf(run))
     ann = run.annualization
     note = (
@@ -1508,7 +1263,7 @@ def _rolling_section(run: RunFiles, strategies: Sequence[Strategy], colors: dict
     )
 
 
-def _per_period_rf(run: RunFiles) -> float:
+def _per_period_rf(run: Run) -> float:
     from rltrade.backtest.metrics import per_period_rate
 
     return per_period_rate(run.risk_free, run.annualization.periods_per_year)
@@ -1526,7 +1281,7 @@ def _exposure_section(weights: pd.DataFrame, colors: dict[str, str], algorithm: 
     return f'<h2 id="exposure">Exposure</h2>\n<p class="note">{note}</p>\n' + _figure_html(figure, "exposure-plot")
 
 
-def _costs_section(run: RunFiles, colors: dict[str, str], algorithm: str | None) -> str:
+def _costs_section(run: Run, colors: dict[str, str], algorithm: str | None) -> str:
     assert run.costs is not None
     ann = run.annualization
     summary = analytics.cost_summary(run.costs, run.equity, ann.periods_per_year)
@@ -1557,7 +1312,7 @@ def _costs_section(run: RunFiles, colors: dict[str, str], algorithm: str | None)
     )
 
 
-def _trades_section(run: RunFiles, colors: dict[str, str], algorithm: str | None) -> str:
+def _trades_section(run: Run, colors: dict[str, str], algorithm: str | None) -> str:
     assert run.trades is not None
     trades = run.trades
     intraday = run.intraday
@@ -1633,7 +1388,7 @@ def _version() -> str:
     return __version__
 
 
-def render_report(run: RunFiles) -> str:
+def render_report(run: Run) -> str:
     """The whole report as one HTML string (plotly.js inlined once; no network access needed to view it)."""
     from plotly.offline import get_plotlyjs
 
@@ -1732,7 +1487,7 @@ def _weights_section(weights: pd.DataFrame, algorithm: str | None) -> str:
     )
 
 
-def _nav(run: RunFiles) -> str:
+def _nav(run: Run) -> str:
     links = [("metrics", "Metrics"), ("extended", "Extended")]
     if run.summary:
         links.append(("seeds", "Seeds"))
@@ -1755,7 +1510,7 @@ def _nav(run: RunFiles) -> str:
 
 def write_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
     """Render ``run_dir`` into ``output`` (default ``RUN_DIR/report.html``), atomically; return the path."""
-    run = RunFiles.read(run_dir)
+    run = Run.open(run_dir)
     target = Path(output) if output is not None else run.run_dir / REPORT_NAME
     text = render_report(run)
     target.parent.mkdir(parents=True, exist_ok=True)

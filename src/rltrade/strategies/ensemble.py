@@ -43,6 +43,8 @@ from tqdm.auto import tqdm
 from rltrade.backtest.runner import Trajectory, run_policy
 from rltrade.config import ConfigError, RunConfig, load_config, parse_config
 from rltrade.errors import RLTradeError
+from rltrade.runs.files import read_manifest, write_csv, write_json, write_text
+from rltrade.runs.manifest import annualization_of, base_manifest, new_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +309,7 @@ def run_ensemble(
     started = time.perf_counter()
     if resume is not None:
         run_dir = Path(resume)
-        manifest = workflow.read_manifest(run_dir)
+        manifest = read_manifest(run_dir)
         config = load_config(run_dir / "config.yaml")
         seeds = list(manifest["seeds"])
         timesteps_scale = float(manifest["timesteps_scale"])
@@ -347,7 +349,7 @@ def run_ensemble(
             f"train.end {config.train.end} is not used by the ensemble: its first training window ends {first_end}, "
             f"{ens.validation_window} bars before the first trading day, and grows by a quarter each quarter"
         )
-    annual = workflow.annualization_of(config, bars)
+    annual = annualization_of(config, bars)
     if use_ray:
         try:
             import ray  # noqa: F401
@@ -355,12 +357,10 @@ def run_ensemble(
             stage("Ray is not installed (pip install 'rltrade[ray]'): training the agents one after the other")
             use_ray = False
     if resume is None:
-        run_dir = workflow.new_run_dir(config, runs_dir)
+        run_dir = new_run_dir(config, runs_dir)
         (run_dir / "state").mkdir()
-        workflow._write_text(run_dir / "config.yaml", config.dump_yaml())
-        manifest = workflow.base_manifest(
-            config, run_dir, bars, seeds, list(market.symbols), list(market.feature_names)
-        )
+        write_text(run_dir / "config.yaml", config.dump_yaml())
+        manifest = base_manifest(config, run_dir, bars, seeds, list(market.symbols), list(market.feature_names))
         manifest.update(
             {
                 "strategy": "ensemble",
@@ -384,7 +384,7 @@ def run_ensemble(
                 "ray": {"used": use_ray, "address": ray_address},
             }
         )
-        workflow._write_json(run_dir / "manifest.json", manifest)
+        write_json(run_dir / "manifest.json", manifest)
     trainer = _Trainer(use_ray, ray_address, bars)
     config_data = config.model_dump(mode="json")
     names = ["ensemble", *[a.lower() for a in agents]]
@@ -442,10 +442,10 @@ def run_ensemble(
         progress=progress,
         on_stage=on_stage,
     )
-    workflow._write_csv(run_dir / "quarters.csv", pd.DataFrame(rows), index=False)
-    manifest = workflow.read_manifest(run_dir)
+    write_csv(run_dir / "quarters.csv", pd.DataFrame(rows), index=False)
+    manifest = read_manifest(run_dir)
     manifest["wall_time_s"] = round(manifest.get("wall_time_s", 0.0) + time.perf_counter() - started, 1)
-    workflow._write_json(run_dir / "manifest.json", manifest)
+    write_json(run_dir / "manifest.json", manifest)
     stage("writing the report")
     workflow.write_run_report(run_dir)
     return result

@@ -1,0 +1,66 @@
+"""The manifest of a run (identity, data, provenance) and where a new run directory goes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rltrade.config import RunConfig
+from rltrade.runs.files import MANIFEST_VERSION, git_commit, versions
+
+
+def annualization_of(config: RunConfig, bars: pd.DataFrame) -> Any:
+    """The :class:`~rltrade.data.annualization.Annualization` of the run's bars (``evaluation`` settings)."""
+    from rltrade.data.annualization import annualization
+
+    ev = config.evaluation
+    stamps = pd.DatetimeIndex(pd.unique(bars["timestamp"]))
+    return annualization(stamps, config.data.freq, ev.market, ev.periods_per_year)
+
+
+def new_run_dir(config: RunConfig, runs_dir: str | Path, create: bool = True) -> Path:
+    """A fresh ``RUNS_DIR/<name>-<YYYYmmdd-HHMMSS>`` path (with ``-2``, ``-3``... if taken); created unless told."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    runs = Path(runs_dir)
+    runs.mkdir(parents=True, exist_ok=True)
+    final = runs / f"{config.name}-{stamp}"
+    suffix = 1
+    while final.exists():
+        suffix += 1
+        final = runs / f"{config.name}-{stamp}-{suffix}"
+    if create:
+        final.mkdir()
+    return final
+
+
+def base_manifest(
+    config: RunConfig, run_dir: Path, bars: pd.DataFrame, seeds: list[int], symbols: list[str], features: list[str]
+) -> dict[str, Any]:
+    """The manifest fields every run has: identity, data hash, seeds, versions, commit, price basis, annualisation."""
+    return {
+        "format": MANIFEST_VERSION,
+        "name": config.name,
+        "run_id": run_dir.name,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "strategy": config.strategy,
+        "algorithm": config.agent.algorithm,
+        "env": config.env.type,
+        "seeds": seeds,
+        "timesteps": config.agent.timesteps,
+        "symbols": symbols,
+        "train": {"start": str(config.train.start), "end": str(config.train.end)},
+        "test": {"start": str(config.test.start), "end": str(config.test.end)},
+        "dataset_hash": bars.attrs.get("content_hash"),
+        "features": features,
+        "feature_scaler": None,
+        "initial_value": config.env.initial_value,
+        "prices": bars.attrs.get("prices", config.data.prices),
+        "annualization": annualization_of(config, bars).to_dict(),
+        "packages": versions(),
+        "platform": platform.platform(),
+        "git_commit": git_commit(),
+    }
