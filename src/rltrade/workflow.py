@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from rltrade.config import ConfigError, RunConfig, check_dates, load_config
+from rltrade.envs.factory import fit_scaler, make_env, make_training_env
 from rltrade.errors import RLTradeError
 from rltrade.runs.files import MANIFEST_VERSION, is_intraday, read_manifest, write_csv, write_json, write_text
 from rltrade.runs.manifest import annualization_of, base_manifest, new_run_dir
@@ -121,69 +122,6 @@ def load_data(config: RunConfig, progress: bool = False) -> tuple[pd.DataFrame, 
     return bars, index_close
 
 
-# ----------------------------------------------------------------------------------- envs
-def env_kwargs(config: RunConfig, split: str, start: Any = None, end: Any = None) -> dict[str, Any]:
-    """Constructor arguments of the config's env for ``split`` (``train``: random starts, episode length).
-
-    ``start``/``end`` default to the split's dates (the whole ``end`` day included); given
-    explicitly they are bar timestamps, used as they are.
-    """
-    env = config.env
-    rng = config.train if split == "train" else config.test
-    kwargs: dict[str, Any] = dict(env.params)
-    kwargs["cost"] = env.cost.build()
-    kwargs["timing"] = env.timing
-    kwargs["start"] = pd.Timestamp(start if start is not None else rng.start)
-    if end is not None:
-        kwargs["end"] = pd.Timestamp(end)
-    elif rng.end is not None:
-        kwargs["end"] = pd.Timestamp(rng.end) + pd.Timedelta(hours=23, minutes=59)
-    else:
-        raise ConfigError(f"{split}.end is not set: pass the window's end explicitly")
-    if env.type == "single_asset":
-        kwargs["initial_capital"] = env.initial_value
-    else:
-        kwargs["features"] = list(config.features.names)
-        kwargs["feature_params"] = dict(config.features.params)
-        kwargs["initial_value" if env.type == "portfolio" else "initial_cash"] = env.initial_value
-    if split == "train":
-        kwargs["random_start"] = config.agent.random_start
-        kwargs["episode_length"] = config.agent.episode_length
-    return kwargs
-
-
-def make_env(config: RunConfig, bars: pd.DataFrame, split: str, start: Any = None, end: Any = None) -> Any:
-    """The scalar env of the config on the ``train`` or ``test`` range (or ``start``..``end``)."""
-    return config.env.env_class()(bars, **env_kwargs(config, split, start, end))
-
-
-def make_training_env(config: RunConfig, bars: pd.DataFrame) -> tuple[Any, Any]:
-    """``(vec_env, template)``: the batched training env (``agent.n_envs`` copies) and its scalar form."""
-    kwargs = env_kwargs(config, "train")
-    n_envs = config.agent.n_envs
-    if config.env.type == "portfolio":
-        from rltrade.envs.vec import BatchedPortfolioEnv
-
-        venv: Any = BatchedPortfolioEnv(bars, n_envs=n_envs, **kwargs)
-    elif config.env.type == "stock_trading":
-        from rltrade.envs.vec import BatchedStockTradingEnv
-
-        venv = BatchedStockTradingEnv(bars, n_envs=n_envs, **kwargs)
-    else:
-        from rltrade.envs.single_asset import BatchedSingleAssetEnv
-
-        venv = BatchedSingleAssetEnv(bars, n_envs=n_envs, **kwargs)
-    return venv, venv.template
-
-
-def _scaler(config: RunConfig, template: Any) -> Any:
-    from rltrade.agents.scaling import fit_feature_scaler
-
-    if config.env.type == "single_asset":
-        return None  # its states are signals and log differences; nothing to fit
-    return fit_feature_scaler(template.market, config.features.scaler)
-
-
 def seeds_of(config: RunConfig, n_seeds: int) -> list[int]:
     """The seeds of a run: ``config.seed`` and the ``n_seeds - 1`` after it."""
     if n_seeds < 1:
@@ -223,7 +161,7 @@ def train(
         bars, _ = load_data(config, progress)
     stage("building the training env")
     venv, template = make_training_env(config, bars)
-    scaler = _scaler(config, template)
+    scaler = fit_scaler(config, template)
     market = template.market
     final = new_run_dir(config, runs_dir, create=False)
     work = final.parent / f".{final.name}.partial"
@@ -354,19 +292,13 @@ def backtest(
     RunResult
         Its ``run_dir`` is the folder the results were written to.
     """
-    from rltrade.agents.factory import load_agent
-    from rltrade.agents.scaling import ScaledObservation
-    from rltrade.backtest.runner import run_policy
-    from rltrade.features.normalize import normalizer_from_dict
+    from rltrade.runs.policy import load_policy
 
     stage = on_stage or (lambda message: log.info("%s", message))
     run_dir = Path(run_dir)
     config, manifest = _load_run(run_dir)
     if manifest.get("strategy") == "ensemble":
-        raise ConfigError(
-            f"{run_dir.name} is an ensemble run: it trades quarter by quarter inside `rltrade run` "
-            "(continue it with `rltrade run CONFIG --resume RUN_DIR`); its results are in equity.csv and quarters.csv"
-        )
+        load_policy(run_dir)  # raises the ensemble's error
     other_range = start is not None or end is not None
     if other_range:
         lo, hi = backtest_range(config, start, end)
@@ -377,22 +309,11 @@ def backtest(
     trained_on = manifest.get("dataset_hash")
     if not other_range and trained_on and bars.attrs.get("content_hash") not in (None, trained_on):
         log.warning("the stored data changed since training (content hash differs from the manifest)")
-    scaler = normalizer_from_dict(manifest["feature_scaler"]) if manifest.get("feature_scaler") else None
-    seeds: list[int] = list(manifest["seeds"])
     trajectories: dict[int, Any] = {}
-    for seed in seeds:
+    for seed in manifest["seeds"]:
         stage(f"backtesting {config.agent.algorithm} seed {seed}")
-        env = make_env(config, bars, "test")
-        policy_env = ScaledObservation(env, scaler) if scaler is not None else env
-        model = load_agent(
-            config.agent.algorithm,
-            run_dir / "models" / f"seed_{seed}.zip",
-            config.agent.device,
-            config.agent.torch_threads,
-        )
-        trajectories[seed] = run_policy(
-            policy_env, deterministic_policy(model), seed=seed, progress=f"backtest seed {seed}" if progress else False
-        )
+        policy = load_policy(run_dir, seed, config)
+        trajectories[seed] = policy.trade(bars, progress=f"backtest seed {seed}" if progress else False)
     groups = {config.agent.algorithm.lower(): trajectories}
 
     def score(folder: Path) -> RunResult:

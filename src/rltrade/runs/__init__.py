@@ -21,6 +21,7 @@ Layout (:mod:`rltrade.runs.layout`)::
     backtests/<start>_<end>/   re-backtests over other ranges, each with its backtest.json
 """
 
+from rltrade.runs.policy import Policy, load_policy
 from rltrade.runs.run import Run
 
-__all__ = ["Run"]
+__all__ = ["Policy", "Run", "load_policy"]

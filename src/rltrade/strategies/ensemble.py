@@ -132,8 +132,8 @@ def concat_trajectories(parts: list[Trajectory]) -> Trajectory:
 
 # ----------------------------------------------------------------------------------- training tasks
 def _window_env(config: RunConfig, bars: pd.DataFrame, start: Any, end: Any, **overrides: Any) -> Any:
+    from rltrade.envs.factory import env_kwargs
     from rltrade.envs.stock_trading import StockTradingEnv
-    from rltrade.workflow import env_kwargs
 
     kwargs = env_kwargs(config, "test", start, end)
     kwargs.update(overrides)
@@ -156,9 +156,9 @@ def train_window_agent(
     """
     from rltrade.agents.factory import make_agent, train_agent
     from rltrade.agents.scaling import VecScaledObservation
+    from rltrade.envs.factory import env_kwargs
     from rltrade.envs.vec import BatchedStockTradingEnv
     from rltrade.features.normalize import normalizer_from_dict
-    from rltrade.workflow import env_kwargs
 
     config = parse_config(config_data)
     kwargs = env_kwargs(config, "train", start, end)

@@ -1,0 +1,104 @@
+"""Envs from a run config: one registry of env types instead of ``env.type ==`` ladders.
+
+A new env type is one :class:`EnvType` entry in :data:`ENV_TYPES` (and its name in the config's
+``env.type``): its scalar class, its batched class and the name its constructor gives the
+starting capital.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from rltrade.config import ConfigError, RunConfig
+
+
+@dataclass(frozen=True)
+class EnvType:
+    """Where an env type's classes live (``module:Class``) and how its constructor is called."""
+
+    scalar: str
+    batched: str
+    capital: str
+    features: bool = True
+    scaled: bool = True
+
+
+ENV_TYPES: dict[str, EnvType] = {
+    "portfolio": EnvType(
+        "rltrade.envs.portfolio:PortfolioEnv", "rltrade.envs.vec:BatchedPortfolioEnv", "initial_value"
+    ),
+    "stock_trading": EnvType(
+        "rltrade.envs.stock_trading:StockTradingEnv", "rltrade.envs.vec:BatchedStockTradingEnv", "initial_cash"
+    ),
+    # single_asset builds its own state (signals and log differences): no feature list, nothing to scale
+    "single_asset": EnvType(
+        "rltrade.envs.single_asset:SingleAssetEnv",
+        "rltrade.envs.single_asset:BatchedSingleAssetEnv",
+        "initial_capital",
+        features=False,
+        scaled=False,
+    ),
+}
+
+
+def _load(target: str) -> Any:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def env_type(config: RunConfig) -> EnvType:
+    """The registry entry of ``config.env.type``."""
+    return ENV_TYPES[config.env.type]
+
+
+def env_kwargs(config: RunConfig, split: str, start: Any = None, end: Any = None) -> dict[str, Any]:
+    """Constructor arguments of the config's env for ``split`` (``train``: random starts, episode length).
+
+    ``start``/``end`` default to the split's dates (the whole ``end`` day included); given
+    explicitly they are bar timestamps, used as they are.
+    """
+    env = config.env
+    rng = config.train if split == "train" else config.test
+    kind = env_type(config)
+    kwargs: dict[str, Any] = dict(env.params)
+    kwargs["cost"] = env.cost.build()
+    kwargs["timing"] = env.timing
+    kwargs["start"] = pd.Timestamp(start if start is not None else rng.start)
+    if end is not None:
+        kwargs["end"] = pd.Timestamp(end)
+    elif rng.end is not None:
+        kwargs["end"] = pd.Timestamp(rng.end) + pd.Timedelta(hours=23, minutes=59)
+    else:
+        raise ConfigError(f"{split}.end is not set: pass the window's end explicitly")
+    kwargs[kind.capital] = env.initial_value
+    if kind.features:
+        kwargs["features"] = list(config.features.names)
+        kwargs["feature_params"] = dict(config.features.params)
+    if split == "train":
+        kwargs["random_start"] = config.agent.random_start
+        kwargs["episode_length"] = config.agent.episode_length
+    return kwargs
+
+
+def make_env(config: RunConfig, bars: pd.DataFrame, split: str, start: Any = None, end: Any = None) -> Any:
+    """The scalar env of the config on the ``train`` or ``test`` range (or ``start``..``end``)."""
+    return _load(env_type(config).scalar)(bars, **env_kwargs(config, split, start, end))
+
+
+def make_training_env(config: RunConfig, bars: pd.DataFrame) -> tuple[Any, Any]:
+    """``(vec_env, template)``: the batched training env (``agent.n_envs`` copies) and its scalar form."""
+    venv = _load(env_type(config).batched)(bars, n_envs=config.agent.n_envs, **env_kwargs(config, "train"))
+    return venv, venv.template
+
+
+def fit_scaler(config: RunConfig, template: Any) -> Any:
+    """The feature scaler fitted on the training env's bars (None for env types that scale nothing)."""
+    if not env_type(config).scaled:
+        return None
+    from rltrade.agents.scaling import fit_feature_scaler
+
+    return fit_feature_scaler(template.market, config.features.scaler)
