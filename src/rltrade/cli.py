@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from rltrade.config import ConfigError
 from rltrade.errors import RLTradeError
 
 if TYPE_CHECKING:
@@ -428,25 +427,18 @@ def run_command(
 
     try:
         cfg = _load(resume / "config.yaml" if resume else config, timesteps)
-        if cfg.strategy == "ensemble":
-            from rltrade.strategies.ensemble import run_ensemble
-
-            result = run_ensemble(
-                cfg,
-                runs_dir,
-                seeds,
-                timesteps_scale=timesteps_scale,
-                max_quarters=quarters,
-                resume=resume,
-                use_ray=not no_ray,
-                ray_address=ray_address,
-                progress=not quiet,
-                on_stage=_stage,
-            )
-        else:
-            if resume is not None or quarters is not None or timesteps_scale != 1.0:
-                raise ConfigError("--resume, --quarters and --timesteps-scale apply to `strategy: ensemble` configs")
-            result = workflow.run(cfg, runs_dir, seeds, progress=not quiet, on_stage=_stage)
+        options: dict[str, Any] = {}  # the strategy's own options, only where the user set them
+        if timesteps_scale != 1.0:
+            options["timesteps_scale"] = timesteps_scale
+        if quarters is not None:
+            options["max_quarters"] = quarters
+        if resume is not None:
+            options["resume"] = resume
+        if no_ray:
+            options["use_ray"] = False
+        if ray_address is not None:
+            options["ray_address"] = ray_address
+        result = workflow.run(cfg, runs_dir, seeds, progress=not quiet, on_stage=_stage, **options)
     except RLTradeError as exc:
         _fail(exc)
         return

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
+import numpy as np
 
 from rltrade.errors import RLTradeError
 
@@ -211,3 +212,12 @@ def load_agent(algorithm: str, path: str | Path, device: str = "cpu", torch_thre
     if not path.exists():
         raise AgentError(f"no saved model at {path}")
     return cls.load(str(path), device=device)
+
+
+def deterministic_policy(model: Any) -> Callable[[np.ndarray], Any]:
+    """The greedy action of an SB3 model (``predict(obs, deterministic=True)``)."""
+
+    def policy(obs: np.ndarray) -> Any:
+        return model.predict(obs, deterministic=True)[0]
+
+    return policy

@@ -43,8 +43,11 @@ from tqdm.auto import tqdm
 from rltrade.backtest.runner import Trajectory, run_policy
 from rltrade.config import ConfigError, RunConfig, load_config, parse_config
 from rltrade.errors import RLTradeError
+from rltrade.report import write_report
+from rltrade.runs.evaluate import RunResult, evaluate
 from rltrade.runs.files import read_manifest, write_csv, write_json, write_text
 from rltrade.runs.manifest import annualization_of, base_manifest, new_run_dir
+from rltrade.strategies.base import load_data, seeds_of
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +292,7 @@ def run_ensemble(
     progress: bool = True,
     on_stage: Callable[[str], None] | None = None,
 ) -> Any:
-    """Run (or resume) the ensemble strategy and write a run directory; returns a :class:`~rltrade.workflow.RunResult`.
+    """Run (or resume) the ensemble strategy and write a run directory (a :class:`~rltrade.runs.evaluate.RunResult`).
 
     Parameters
     ----------
@@ -303,8 +306,6 @@ def run_ensemble(
     use_ray:
         Train the agents of a window as Ray tasks (``ray.init()`` locally unless ``ray_address``).
     """
-    from rltrade import workflow
-
     stage = on_stage or (lambda message: log.info("%s", message))
     started = time.perf_counter()
     if resume is not None:
@@ -316,13 +317,13 @@ def run_ensemble(
         max_quarters = manifest.get("max_quarters")
         stage(f"resuming {run_dir.name}")
     else:
-        seeds = workflow.seeds_of(config, n_seeds)
+        seeds = seeds_of(config, n_seeds)
     if config.strategy != "ensemble":
         raise ConfigError("strategy: the config is not an ensemble config (set `strategy: ensemble`)")
     if timesteps_scale <= 0:
         raise ConfigError(f"--timesteps-scale must be > 0, got {timesteps_scale}")
     stage("loading data")
-    bars, index_close = workflow.load_data(config, progress)
+    bars, index_close = load_data(config, progress)
     ens = config.ensemble
     agents = list(ens.agents)
     template = _window_env(config, bars, None, None, turbulence_threshold=np.inf)
@@ -432,7 +433,7 @@ def run_ensemble(
         trainer.close()
     stage("scoring against the baselines")
     first, last = times[quarters[0].trade_start], times[quarters[-1].trade_end]
-    result = workflow.evaluate(
+    result = evaluate(
         run_dir,
         config,
         bars,
@@ -447,7 +448,7 @@ def run_ensemble(
     manifest["wall_time_s"] = round(manifest.get("wall_time_s", 0.0) + time.perf_counter() - started, 1)
     write_json(run_dir / "manifest.json", manifest)
     stage("writing the report")
-    workflow.write_run_report(run_dir)
+    write_report(run_dir)
     return result
 
 
@@ -465,8 +466,8 @@ def _run_quarter(
     stage: Callable[[str], None],
     periods_per_year: int = 252,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Trajectory]]:
+    from rltrade.agents.factory import deterministic_policy
     from rltrade.agents.scaling import ScaledObservation, fit_feature_scaler
-    from rltrade.workflow import deterministic_policy
 
     ens = config.ensemble
     agents = list(ens.agents)
@@ -529,3 +530,21 @@ def _run_quarter(
         "turbulence_applied": bool(ens.turbulence),
     }
     return row, new_carry, segment
+
+
+class Ensemble:
+    """``strategy: ensemble``: the quarterly ensemble of Yang et al. (2020); see :func:`run_ensemble`."""
+
+    def run(
+        self,
+        config: RunConfig,
+        runs_dir: str | Path = "runs",
+        n_seeds: int = 1,
+        *,
+        progress: bool = True,
+        on_stage: Callable[[str], None] | None = None,
+        **options: Any,
+    ) -> RunResult:
+        """Run (or resume, ``resume=RUN_DIR``) the ensemble; ``options`` are :func:`run_ensemble`'s keywords."""
+        result: RunResult = run_ensemble(config, runs_dir, n_seeds, progress=progress, on_stage=on_stage, **options)
+        return result
