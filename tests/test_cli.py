@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from rltrade.cli import app
 
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
 
 COMMANDS = [
     [],
@@ -254,3 +255,30 @@ def test_local_ray_starts_without_the_token_banner() -> None:
     assert result.returncode == 0, result.stderr
     assert "Token authentication" not in result.stderr + result.stdout
     assert "RAY_AUTH_MODE" not in result.stderr + result.stdout
+
+
+# ------------------------------------------------------------------ --set overrides
+def test_set_overrides_any_dotted_field(tmp_path: Path) -> None:
+    from rltrade.cli import _load, parse_sets
+    from rltrade.config import ConfigError
+
+    config = ROOT / "configs" / "quickstart.yaml"
+    cfg = _load(config, None, ["data.symbols=[AAPL,MSFT]", "agent.timesteps=5000", "env.cost.bps=2.5"])
+    assert cfg.data.symbols == ["AAPL", "MSFT"] and cfg.agent.timesteps == 5000 and cfg.env.cost.bps == 2.5
+    assert _load(config, None, None).agent.timesteps == 100_000  # the file itself is unchanged
+    with pytest.raises(ConfigError, match=r"agent.timestep"):
+        _load(config, None, ["agent.timestep=5"])  # validated like the file: the field is named
+    with pytest.raises(ConfigError, match="expected FIELD=VALUE"):
+        parse_sets(["agent.timesteps"])
+    bad = runner.invoke(app, ["run", str(config), "--set", "agent.algorithm=PPX"])
+    assert bad.exit_code == 1 and "agent.algorithm: unknown algorithm 'PPX'" in bad.output
+
+
+def test_a_path_given_with_set_is_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rltrade.cli import _load
+
+    monkeypatch.chdir(tmp_path)
+    cfg = _load(ROOT / "configs" / "quickstart.yaml", None, ["data.source=csv:mine.csv", "data.store=store"])
+    assert cfg.data.source == f"csv:{tmp_path / 'mine.csv'}" and cfg.data.store == str(tmp_path / "store")

@@ -257,10 +257,46 @@ TimestepsOption = Annotated[
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 
-def _load(config_path: Path, timesteps: int | None) -> Any:
+SetOption = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option(
+        "--set",
+        metavar="FIELD=VALUE",
+        help="Override any dotted field of the config, e.g. --set data.symbols=[AAPL,MSFT] "
+        "--set agent.timesteps=5000 (VALUE is YAML; validated like the file). Repeatable.",
+        show_default=False,
+    ),
+]
+
+
+def parse_sets(items: list[str] | None) -> dict[str, Any]:
+    """``["agent.timesteps=5000", "data.symbols=[AAPL,MSFT]"]`` → ``{"agent.timesteps": 5000, ...}`` (YAML values)."""
+    import yaml
+
+    from rltrade.config import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not all(part.isidentifier() for part in key.split(".")):
+            raise ConfigError(
+                f"--set {item!r}: expected FIELD=VALUE with a dotted field, e.g. --set agent.timesteps=5000"
+            )
+        try:
+            out[key] = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {key}: {text!r} is not a YAML value ({getattr(exc, 'problem', exc)})") from None
+    return out
+
+
+def _load(config_path: Path, timesteps: int | None, sets: list[str] | None = None) -> Any:
     from rltrade.config import load_config
 
-    return load_config(config_path, {"agent.timesteps": timesteps} if timesteps else None)
+    overrides = parse_sets(sets)
+    if timesteps:
+        overrides["agent.timesteps"] = timesteps
+    return load_config(config_path, overrides or None)
 
 
 def _stage(message: str) -> None:
@@ -398,6 +434,7 @@ def run_command(
     runs_dir: RunsDirOption = Path("runs"),
     seeds: SeedsOption = 1,
     timesteps: TimestepsOption = None,
+    sets: SetOption = None,
     timesteps_scale: Annotated[
         float, typer.Option("--timesteps-scale", min=0.0, help="Ensemble: multiply each agent's timesteps.")
     ] = 1.0,
@@ -426,7 +463,7 @@ def run_command(
     from rltrade import workflow
 
     try:
-        cfg = _load(resume / "config.yaml" if resume else config, timesteps)
+        cfg = _load(resume / "config.yaml" if resume else config, timesteps, sets)
         options: dict[str, Any] = {}  # the strategy's own options, only where the user set them
         if timesteps_scale != 1.0:
             options["timesteps_scale"] = timesteps_scale
@@ -453,13 +490,14 @@ def train_command(
     runs_dir: RunsDirOption = Path("runs"),
     seeds: SeedsOption = 1,
     timesteps: TimestepsOption = None,
+    sets: SetOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Train the agent(s) of CONFIG and write a run directory (no backtest)."""
     from rltrade import workflow
 
     try:
-        cfg = _load(config, timesteps)
+        cfg = _load(config, timesteps, sets)
         run_dir = workflow.train(cfg, runs_dir, seeds, progress=not quiet, on_stage=_stage)
     except RLTradeError as exc:
         _fail(exc)

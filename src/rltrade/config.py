@@ -13,6 +13,7 @@ smallest complete example.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import inspect
 import re
@@ -612,7 +613,10 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
         raise ConfigError(f"config {path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if data is None:
         raise ConfigError(f"config {path} is empty")
+    # the file's paths are relative to its folder; paths given as overrides (--set) to the working directory
+    data = resolve_paths(data, path.parent)
     if isinstance(data, dict) and overrides:
+        data = copy.deepcopy(data)
         for key, value in overrides.items():
             node = data
             parts = key.split(".")
@@ -627,7 +631,7 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
             f"config {path}: "
             + "; ".join(f"{field}: {value} is not a date ({value.reason}; line {value.line})" for field, value in bad)
         )
-    return parse_config(resolve_paths(data, path.parent), f"config {path}")
+    return parse_config(resolve_paths(data, Path.cwd()), f"config {path}")
 
 
 def check_dates(config: RunConfig, first: pd.Timestamp, last: pd.Timestamp, source: str = "config") -> None:

@@ -14,6 +14,8 @@ from typing import Any
 import pandas as pd
 
 from rltrade.config import ConfigError, RunConfig
+from rltrade.envs.market import Market
+from rltrade.features.normalize import MinMaxNormalizer, Normalizer, ZScoreNormalizer
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,21 @@ def fit_scaler(config: RunConfig, template: Any) -> Any:
     """The feature scaler fitted on the training env's bars (None for env types that scale nothing)."""
     if not env_type(config).scaled:
         return None
-    from rltrade.agents.scaling import fit_feature_scaler
-
     return fit_feature_scaler(template.market, config.features.scaler)
+
+
+def fit_feature_scaler(market: Market, kind: str) -> Normalizer | None:
+    """Fit a ``zscore`` or ``minmax`` scaler on the features of the bars episodes may use.
+
+    Parameters
+    ----------
+    market:
+        The *training* env's market: rows from the first observation's history to ``market.last``.
+    kind:
+        ``zscore``, ``minmax`` or ``none`` (returns None).
+    """
+    if kind == "none" or market.n_features == 0:
+        return None
+    scaler: Normalizer = ZScoreNormalizer() if kind == "zscore" else MinMaxNormalizer()
+    rows = market.features[market.first - market.history + 1 : market.last + 1]  # [T, F, N]
+    return scaler.fit(rows.transpose(0, 2, 1).reshape(-1, market.n_features))
