@@ -134,7 +134,7 @@ def test_cuda_without_a_gpu_is_refused_at_config_validation(
     result = CliRunner().invoke(app, ["run", "cuda.yaml"])  # in-process: torch is imported once
     assert result.exit_code == 1
     assert result.output.startswith("error: config cuda.yaml: 1 invalid field:")
-    assert f"agent.device: {device!r} needs a CUDA GPU" in result.output
+    assert f"agent.device: {device.lower()!r} needs a CUDA GPU" in result.output  # normalised by the config
     assert "torch.cuda.is_available() is False on this machine" in result.output
     assert tree_digest(folder) == before
 

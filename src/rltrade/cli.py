@@ -291,7 +291,7 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
 
 
 def _load(config_path: Path, timesteps: int | None, sets: list[str] | None = None) -> Any:
-    from rltrade.config import load_config
+    from rltrade.workflow import load as load_config
 
     overrides = parse_sets(sets)
     if timesteps:

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import inspect
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,17 +24,22 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from rltrade.agents.factory import CONTINUOUS_ONLY, DISCRETE_ONLY
 from rltrade.errors import RLTradeError
 
 ALGORITHMS: tuple[str, ...] = ("PPO", "A2C", "DDPG", "TD3", "SAC", "DQN")
 """The Stable-Baselines3 algorithms a config may name."""
+DISCRETE_ONLY = frozenset({"DQN"})
+"""Algorithms that need a discrete action space."""
+CONTINUOUS_ONLY = frozenset({"DDPG", "TD3", "SAC"})
+"""Algorithms that need a continuous (Box) action space."""
+DEVICES = "cpu, auto (cuda when torch sees a GPU, else cpu), cuda or cuda:N"
+"""The torch devices an agent may train on, as an error message lists them."""
 ENV_TYPES: tuple[str, ...] = ("portfolio", "stock_trading", "single_asset")
 BaselineName = Literal["buy_and_hold", "equal_weight", "min_variance", "random", "index"]
 BASELINES: tuple[BaselineName, ...] = ("buy_and_hold", "equal_weight", "min_variance", "random", "index")
 
 # Env constructor parameters the config sets through its own fields (so they cannot also be in env.params).
-_ENV_MANAGED = {
+ENV_MANAGED = {
     "bars": "data",
     "features": "features.names",
     "feature_params": "features.params",
@@ -50,7 +54,7 @@ _ENV_MANAGED = {
     "episode_length": "agent.episode_length",
 }
 # Stable-Baselines3 constructor parameters set through the agent fields.
-_AGENT_MANAGED = {
+AGENT_MANAGED = {
     "policy": "agent.policy",
     "env": "env",
     "seed": "seed / --seeds",
@@ -114,30 +118,6 @@ class FeaturesConfig(_Model):
         "zscore", description="Fitted on the training range only, applied unchanged to the test range."
     )
 
-    @field_validator("names")
-    @classmethod
-    def _known(cls, names: list[str]) -> list[str]:
-        from rltrade.features import FEATURES
-
-        for i, name in enumerate(names):
-            if name not in FEATURES:
-                import difflib
-
-                close = difflib.get_close_matches(name, list(FEATURES), n=3, cutoff=0.5)
-                hint = f"; did you mean {', '.join(close)}?" if close else ""
-                raise ValueError(f"[{i}] unknown feature {name!r}{hint} (`rltrade.features.FEATURES` lists them)")
-        return names
-
-    @model_validator(mode="after")
-    def _params(self) -> FeaturesConfig:
-        from rltrade.features import FeatureError, feature_warmup
-
-        try:
-            feature_warmup(self.names, **self.params)
-        except FeatureError as exc:
-            raise ValueError(f"params: {exc}") from None
-        return self
-
 
 class CostConfig(_Model):
     """Transaction cost model (``rltrade.envs.costs``), the same for the agent and every baseline."""
@@ -148,18 +128,6 @@ class CostConfig(_Model):
     minimum: float = Field(1.0, ge=0, description="per_share: minimum fee per traded asset.")
     k: float = Field(1.0, ge=0, description="spread: spread = k × volatility.")
     window: int = Field(20, ge=2, description="spread: volatility window in bars.")
-
-    def build(self) -> Any:
-        """The cost object."""
-        from rltrade.envs.costs import BpsCost, NoCost, PerShareCost, SpreadCost
-
-        if self.model == "none":
-            return NoCost()
-        if self.model == "bps":
-            return BpsCost(self.bps)
-        if self.model == "per_share":
-            return PerShareCost(self.per_share, self.minimum)
-        return SpreadCost(self.k, self.window)
 
 
 class EnvConfig(_Model):
@@ -173,29 +141,11 @@ class EnvConfig(_Model):
     )
     initial_value: float = Field(1_000_000.0, gt=0)
 
-    def env_class(self) -> Callable[..., Any]:
-        """The env class of :attr:`type`."""
-        if self.type == "portfolio":
-            from rltrade.envs.portfolio import PortfolioEnv
-
-            return PortfolioEnv
-        if self.type == "stock_trading":
-            from rltrade.envs.stock_trading import StockTradingEnv
-
-            return StockTradingEnv
-        from rltrade.envs.single_asset import SingleAssetEnv
-
-        return SingleAssetEnv
-
     @model_validator(mode="after")
     def _params(self) -> EnvConfig:
-        accepted = set(inspect.signature(self.env_class()).parameters)
         for key in self.params:
-            if key in _ENV_MANAGED:
-                raise ValueError(f"params.{key}: set it with `{_ENV_MANAGED[key]}`, not env.params")
-            if key not in accepted:
-                options = ", ".join(sorted(accepted - set(_ENV_MANAGED)))
-                raise ValueError(f"params.{key}: not a parameter of the {self.type} env (it takes: {options})")
+            if key in ENV_MANAGED:
+                raise ValueError(f"params.{key}: set it with `{ENV_MANAGED[key]}`, not env.params")
         if self.type == "single_asset" and self.params.get("by_day"):
             raise ValueError("params.by_day: `rltrade run` trades one continuous episode; by_day is not supported")
         return self
@@ -266,30 +216,10 @@ class AgentConfig(_Model):
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:
-        from rltrade.agents.factory import AgentError, check_device
-
-        try:
-            return check_device(value)
-        except AgentError as exc:
-            raise ValueError(str(exc)) from None
-
-    @model_validator(mode="after")
-    def _params(self) -> AgentConfig:
-        _check_algorithm_params(self.algorithm, self.params, "params")
-        return self
-
-
-def _check_algorithm_params(algorithm: str, params: Mapping[str, Any], where: str) -> None:
-    """Refuse constructor parameters the SB3 class of ``algorithm`` does not take (or the config sets itself)."""
-    from rltrade.agents.factory import algorithm_class
-
-    accepted = set(inspect.signature(algorithm_class(algorithm).__init__).parameters) - {"self"}
-    for key in params:
-        if key in _AGENT_MANAGED:
-            raise ValueError(f"{where}.{key}: set it with `{_AGENT_MANAGED[key]}`, not in the algorithm parameters")
-        if key not in accepted:
-            options = ", ".join(sorted(accepted - set(_AGENT_MANAGED)))
-            raise ValueError(f"{where}.{key}: not a parameter of {algorithm} (it takes: {options})")
+        name = value.strip().lower()
+        if not re.fullmatch(r"cpu|auto|cuda(?::\d+)?", name):
+            raise ValueError(f"unknown device {value!r}; use {DEVICES}")
+        return name  # whether this machine has it is checked with the agents (rltrade.agents.factory)
 
 
 class EnsembleConfig(_Model):
@@ -341,8 +271,6 @@ class EnsembleConfig(_Model):
                 raise ValueError(f"timesteps: no timesteps for {name}")
         if any(v <= 0 for v in self.timesteps.values()):
             raise ValueError(f"timesteps: must be > 0, got {self.timesteps}")
-        for key, params in self.params.items():
-            _check_algorithm_params(key, params, f"params.{key}")
         return self
 
     def timesteps_of(self, agent: str, scale: float = 1.0) -> int:
@@ -521,6 +449,14 @@ def resolve_paths(data: Any, base: Path) -> Any:
     if isinstance(section.get("index"), Mapping) and "source" in section["index"]:
         section["index"] = {**section["index"], "source": _resolve_source(section["index"]["source"], base)}
     return {**data, "data": section}
+
+
+def raise_problems(problems: Sequence[tuple[str, str]], source: str = "config") -> None:
+    """Raise one :class:`ConfigError` listing ``(field, message)`` problems, as for a pydantic error."""
+    if problems:
+        n = len(problems)
+        lines = "\n".join(f"  {where}: {message}" for where, message in problems)
+        raise ConfigError(f"{source}: {n} invalid field{'s' if n > 1 else ''}:\n{lines}")
 
 
 def parse_config(data: Mapping[str, Any], source: str = "config") -> RunConfig:

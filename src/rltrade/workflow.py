@@ -34,7 +34,7 @@ from rltrade.agents.factory import deterministic_policy
 from rltrade.config import RunConfig, load_config
 from rltrade.runs.evaluate import RunResult, column_name, evaluate
 from rltrade.runs.manifest import annualization_of, base_manifest, new_run_dir
-from rltrade.strategies.base import STRATEGIES, get_strategy, load_data, seeds_of
+from rltrade.strategies.base import STRATEGIES, check_config, get_strategy, load_data, seeds_of
 from rltrade.strategies.single import backtest, backtest_range, parse_date_option, train
 
 log = logging.getLogger(__name__)
@@ -46,9 +46,11 @@ __all__ = [
     "backtest",
     "backtest_range",
     "base_manifest",
+    "check_config",
     "column_name",
     "deterministic_policy",
     "evaluate",
+    "load",
     "load_data",
     "new_run_dir",
     "parse_date_option",
@@ -66,6 +68,15 @@ def write_run_report(run_dir: str | Path) -> Path:
     return write_report(run_dir)
 
 
+def load(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a YAML run config and check it completely: its fields, then the names and parameters it gives.
+
+    ``overrides`` replace dotted fields (``{"agent.timesteps": 5000}``). Every mistake raises a
+    :class:`~rltrade.config.ConfigError` naming the file and the field, before any data is read.
+    """
+    return check_config(load_config(path, overrides), f"config {path}")
+
+
 def run(
     config: RunConfig | str | Path,
     runs_dir: str | Path = "runs",
@@ -80,7 +91,6 @@ def run(
     ``options`` go to the strategy (the ensemble's ``timesteps_scale``, ``max_quarters``,
     ``resume``, ``use_ray``, ``ray_address``); a single agent takes none.
     """
-    if not isinstance(config, RunConfig):
-        config = load_config(config)
+    config = load(config) if not isinstance(config, RunConfig) else check_config(config)
     strategy = get_strategy(config.strategy)
     return strategy.run(config, runs_dir, n_seeds, progress=progress, on_stage=on_stage, **options)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from rltrade.config import ConfigError, parse_config
+from rltrade.strategies.base import check_config
 from rltrade.strategies.ensemble import Quarter, quarter_schedule, run_ensemble, turbulence_threshold
 
 SYMBOLS = ["AAPL", "JNJ", "KO", "WMT", "XOM"]
@@ -177,8 +178,8 @@ def test_config_errors() -> None:
         parse_config(base | {"ensemble": {"agents": ["PPO", "XYZ"]}})
     with pytest.raises(ConfigError, match="DQN"):
         parse_config(base | {"ensemble": {"agents": ["PPO", "DQN"], "timesteps": {"PPO": 10, "DQN": 10}}})
-    with pytest.raises(ConfigError, match=r"ensemble\.params\.PPO\.n_stepz"):
-        parse_config(base | {"ensemble": {"params": {"PPO": {"n_stepz": 5}}}})
+    with pytest.raises(ConfigError, match=r"ensemble\.params\.PPO\.n_stepz"):  # the agents' registry checks it
+        check_config(parse_config(base | {"ensemble": {"params": {"PPO": {"n_stepz": 5}}}}))
 
 
 def test_backtest_refuses_an_ensemble_run(sequential_run: Path) -> None:

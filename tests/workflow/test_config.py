@@ -23,8 +23,11 @@ def _base() -> dict[str, Any]:
 
 
 def _error(data: dict[str, Any]) -> str:
+    """The error of a config: its fields (parse_config), then the names and parameters it gives (check_config)."""
+    from rltrade.strategies.base import check_config
+
     with pytest.raises(ConfigError) as info:
-        parse_config(data, "config t.yaml")
+        check_config(parse_config(data, "config t.yaml"), "config t.yaml")
     return str(info.value)
 
 
@@ -40,7 +43,9 @@ def test_defaults_fill_in() -> None:
     config = parse_config(_base())
     assert config.agent.algorithm == "PPO"
     assert config.env.type == "portfolio"
-    assert config.env.cost.build().__class__.__name__ == "BpsCost"
+    from rltrade.envs.factory import make_cost
+
+    assert make_cost(config.env.cost).__class__.__name__ == "BpsCost"
 
 
 def test_unknown_algorithm_names_the_field() -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 
+from rltrade.config import AGENT_MANAGED, CONTINUOUS_ONLY, DEVICES, DISCRETE_ONLY, RunConfig
 from rltrade.errors import RLTradeError
 
 if TYPE_CHECKING:
@@ -24,11 +25,6 @@ if TYPE_CHECKING:
     from stable_baselines3.common.vec_env import VecEnv
 
 log = logging.getLogger(__name__)
-
-DISCRETE_ONLY = frozenset({"DQN"})
-CONTINUOUS_ONLY = frozenset({"DDPG", "TD3", "SAC"})
-DEVICES = "cpu, auto (cuda when torch sees a GPU, else cpu), cuda or cuda:N"
-"""The torch devices an agent may train on, as an error message lists them."""
 
 
 class AgentError(RLTradeError, ValueError):
@@ -221,3 +217,36 @@ def deterministic_policy(model: Any) -> Callable[[np.ndarray], Any]:
         return model.predict(obs, deterministic=True)[0]
 
     return policy
+
+
+def _algorithm_param_problems(algorithm: str, params: Mapping[str, Any], where: str) -> list[tuple[str, str]]:
+    """Constructor parameters the SB3 class of ``algorithm`` does not take (or the config sets itself)."""
+    import inspect
+
+    accepted = set(inspect.signature(algorithm_class(algorithm).__init__).parameters) - {"self"}
+    problems = []
+    for key in params:
+        if key in AGENT_MANAGED:
+            problems.append((f"{where}.{key}", f"set it with `{AGENT_MANAGED[key]}`, not in the algorithm parameters"))
+        elif key not in accepted:
+            options = ", ".join(sorted(accepted - set(AGENT_MANAGED)))
+            problems.append((f"{where}.{key}", f"not a parameter of {algorithm} (it takes: {options})"))
+    return problems
+
+
+def agent_config_problems(config: RunConfig) -> list[tuple[str, str]]:
+    """What the agent sections of ``config`` ask that the agents cannot do: ``(field, message)`` pairs.
+
+    The device must exist on this machine; SB3 parameters must be parameters of the algorithm
+    (``agent.params``, and ``ensemble.params.<AGENT>`` for the ensemble).
+    """
+    problems: list[tuple[str, str]] = []
+    try:
+        check_device(config.agent.device)
+    except AgentError as exc:
+        problems.append(("agent.device", str(exc)))
+    problems += _algorithm_param_problems(config.agent.algorithm, config.agent.params, "agent.params")
+    if config.strategy == "ensemble":
+        for name, params in config.ensemble.params.items():
+            problems += _algorithm_param_problems(name, params, f"ensemble.params.{name}")
+    return problems

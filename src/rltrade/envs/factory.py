@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from rltrade.config import ConfigError, RunConfig
+from rltrade.config import ENV_MANAGED, ConfigError, CostConfig, RunConfig
 from rltrade.envs.market import Market
 from rltrade.features.normalize import MinMaxNormalizer, Normalizer, ZScoreNormalizer
 
@@ -57,6 +57,34 @@ def env_type(config: RunConfig) -> EnvType:
     return ENV_TYPES[config.env.type]
 
 
+def make_cost(cost: CostConfig) -> Any:
+    """The cost model of a config's ``env.cost`` section (:mod:`rltrade.envs.costs`)."""
+    from rltrade.envs.costs import BpsCost, NoCost, PerShareCost, SpreadCost
+
+    if cost.model == "none":
+        return NoCost()
+    if cost.model == "bps":
+        return BpsCost(cost.bps)
+    if cost.model == "per_share":
+        return PerShareCost(cost.per_share, cost.minimum)
+    return SpreadCost(cost.k, cost.window)
+
+
+def env_config_problems(config: RunConfig) -> list[tuple[str, str]]:
+    """``env.params`` keys the env's constructor does not take: ``(field, message)`` pairs."""
+    import inspect
+
+    accepted = set(inspect.signature(_load(env_type(config).scalar)).parameters)
+    problems = []
+    for key in config.env.params:
+        if key not in accepted and key not in ENV_MANAGED:
+            options = ", ".join(sorted(accepted - set(ENV_MANAGED)))
+            problems.append(
+                (f"env.params.{key}", f"not a parameter of the {config.env.type} env (it takes: {options})")
+            )
+    return problems
+
+
 def env_kwargs(config: RunConfig, split: str, start: Any = None, end: Any = None) -> dict[str, Any]:
     """Constructor arguments of the config's env for ``split`` (``train``: random starts, episode length).
 
@@ -67,7 +95,7 @@ def env_kwargs(config: RunConfig, split: str, start: Any = None, end: Any = None
     rng = config.train if split == "train" else config.test
     kind = env_type(config)
     kwargs: dict[str, Any] = dict(env.params)
-    kwargs["cost"] = env.cost.build()
+    kwargs["cost"] = make_cost(env.cost)
     kwargs["timing"] = env.timing
     kwargs["start"] = pd.Timestamp(start if start is not None else rng.start)
     if end is not None:

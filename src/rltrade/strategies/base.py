@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from rltrade.config import ConfigError, RunConfig, check_dates
+from rltrade.config import ConfigError, RunConfig, check_dates, raise_problems
 from rltrade.runs.evaluate import RunResult
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,23 @@ def get_strategy(name: str) -> Strategy:
     module, _, cls = STRATEGIES[name].partition(":")
     strategy: Strategy = getattr(importlib.import_module(module), cls)()
     return strategy
+
+
+def check_config(config: RunConfig, source: str = "config") -> RunConfig:
+    """Check ``config`` against what the layers it names can do; :class:`ConfigError` listing each field.
+
+    The config itself is data (:mod:`rltrade.config` checks types, ranges, dates and consistency
+    when it is parsed); here the registries check the names and parameters it gives: features
+    and their parameters, env parameters, SB3 parameters and the device. Every strategy calls it
+    before loading data, so each of these mistakes still fails before any training.
+    """
+    from rltrade.agents.factory import agent_config_problems
+    from rltrade.envs.factory import env_config_problems
+    from rltrade.features.checks import feature_config_problems
+
+    problems = feature_config_problems(config.features) + env_config_problems(config) + agent_config_problems(config)
+    raise_problems(problems, source)
+    return config
 
 
 def load_data(config: RunConfig, progress: bool = False) -> tuple[pd.DataFrame, pd.Series | None]:

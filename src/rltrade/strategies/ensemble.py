@@ -47,7 +47,7 @@ from rltrade.report import write_report
 from rltrade.runs.evaluate import RunResult, evaluate
 from rltrade.runs.files import read_manifest, write_csv, write_json, write_text
 from rltrade.runs.manifest import annualization_of, base_manifest, new_run_dir
-from rltrade.strategies.base import load_data, seeds_of
+from rltrade.strategies.base import check_config, load_data, seeds_of
 
 log = logging.getLogger(__name__)
 
@@ -320,6 +320,7 @@ def run_ensemble(
         seeds = seeds_of(config, n_seeds)
     if config.strategy != "ensemble":
         raise ConfigError("strategy: the config is not an ensemble config (set `strategy: ensemble`)")
+    check_config(config)
     if timesteps_scale <= 0:
         raise ConfigError(f"--timesteps-scale must be > 0, got {timesteps_scale}")
     stage("loading data")

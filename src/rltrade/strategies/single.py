@@ -24,7 +24,7 @@ from rltrade.envs.factory import fit_scaler, make_env, make_training_env
 from rltrade.runs.evaluate import RunResult, evaluate
 from rltrade.runs.files import MANIFEST_VERSION, read_manifest, write_json, write_text
 from rltrade.runs.manifest import base_manifest, new_run_dir
-from rltrade.strategies.base import load_data, seeds_of
+from rltrade.strategies.base import check_config, load_data, seeds_of
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ def train(
     if config.strategy == "ensemble":
         raise ConfigError("strategy: an ensemble config trains quarter by quarter: use `rltrade run` for it")
     seeds = seeds_of(config, n_seeds)
+    check_config(config)
     if config.agent.tensorboard:
         from rltrade._optional import require
 
