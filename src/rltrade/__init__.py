@@ -19,9 +19,11 @@ _LAZY = {
     "load_policy": ("rltrade.runs", "load_policy"),
     "load_config": ("rltrade.config", "load_config"),
     "load_bars": ("rltrade.data", "load_bars"),
+    "Backtest": ("rltrade.backtest.api", "Backtest"),
+    "data": ("rltrade.data", ""),
 }
 
-__all__ = ["Run", "__version__", "load_bars", "load_config", "load_policy", "run"]
+__all__ = ["Backtest", "Run", "__version__", "data", "load_bars", "load_config", "load_policy", "run"]
 
 
 def __getattr__(name: str) -> Any:
@@ -29,5 +31,6 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+        loaded = importlib.import_module(module)
+        return getattr(loaded, attr) if attr else loaded
     raise AttributeError(f"module 'rltrade' has no attribute {name!r}")

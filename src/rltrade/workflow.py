@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from rltrade.agents.factory import deterministic_policy
-from rltrade.config import RunConfig, load_config
+from rltrade.config import ConfigError, RunConfig, load_config
 from rltrade.runs.evaluate import RunResult, column_name, evaluate
 from rltrade.runs.manifest import annualization_of, base_manifest, new_run_dir
 from rltrade.strategies.base import STRATEGIES, check_config, get_strategy, load_data, seeds_of
@@ -84,13 +84,21 @@ def run(
     *,
     progress: bool = True,
     on_stage: Callable[[str], None] | None = None,
+    overrides: dict[str, Any] | None = None,
     **options: Any,
 ) -> RunResult:
     """Run a config (a :class:`RunConfig` or a YAML path) with its ``strategy``: train, backtest, report.
 
-    ``options`` go to the strategy (the ensemble's ``timesteps_scale``, ``max_quarters``,
-    ``resume``, ``use_ray``, ``ray_address``); a single agent takes none.
+    ``overrides`` replace dotted fields of a YAML config (``{"agent.timesteps": 20_000}``, as
+    ``rltrade run --set``). ``options`` go to the strategy (the ensemble's ``timesteps_scale``,
+    ``max_quarters``, ``resume``, ``use_ray``, ``ray_address``); a single agent takes none.
+    Printing the result prints its metrics table.
     """
-    config = load(config) if not isinstance(config, RunConfig) else check_config(config)
+    if isinstance(config, RunConfig):
+        if overrides:
+            raise ConfigError("overrides apply to a YAML config path; change a RunConfig with model_copy(update=...)")
+        config = check_config(config)
+    else:
+        config = load(config, overrides)
     strategy = get_strategy(config.strategy)
     return strategy.run(config, runs_dir, n_seeds, progress=progress, on_stage=on_stage, **options)

@@ -264,3 +264,28 @@ def _label(series: pd.Series, default: str) -> str:
 def _check_periods_per_year(periods_per_year: int) -> None:
     if isinstance(periods_per_year, bool) or not isinstance(periods_per_year, int | np.integer) or periods_per_year < 1:
         raise EvaluationError(f"periods_per_year must be a positive integer, got {periods_per_year!r}")
+
+
+class MetricsTable(pd.DataFrame):
+    """:func:`metrics_frame`'s frame that prints like the CLI's table (formatted cells, strategies as rows)."""
+
+    @property
+    def _constructor(self) -> type[MetricsTable]:
+        return MetricsTable
+
+    def formatted(self) -> pd.DataFrame:
+        """Every cell as text, by metric kind (:func:`format_metric`)."""
+        return pd.DataFrame(
+            {c: [format_metric(str(c), float(v)) for v in self[c]] for c in self.columns}, index=self.index
+        )
+
+    def __str__(self) -> str:
+        return self.formatted().to_string()
+
+    def __repr__(self) -> str:
+        return self.__str__()
+
+
+def metrics_table_frame(table: dict[str, dict[str, float]]) -> MetricsTable:
+    """:func:`metrics_frame` as a :class:`MetricsTable` (prints formatted; stays a numeric frame)."""
+    return MetricsTable(metrics_frame(table))

@@ -40,6 +40,17 @@ class RunResult:
     agent_columns: tuple[str, ...]
     annualization: Any = None
 
+    @property
+    def table(self) -> Any:
+        """The metrics as a :class:`~rltrade.backtest.metrics.MetricsTable` (one row per strategy; prints formatted)."""
+        from rltrade.backtest.metrics import metrics_table_frame
+
+        return metrics_table_frame(self.metrics)
+
+    def __str__(self) -> str:
+        basis = f"; annualised with {self.annualization.basis}" if self.annualization is not None else ""
+        return f"{self.run_dir}{basis}\n{self.table}"
+
 
 def column_name(group: str, seed: int, first_seed: int) -> str:
     """Column of a strategy's seed in equity.csv: ``group`` for the first seed, ``group_seed<s>`` after."""
