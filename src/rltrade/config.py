@@ -189,8 +189,11 @@ class TrainRange(_Model):
 
 
 class AgentConfig(_Model):
-    """The Stable-Baselines3 agent and how it is trained."""
+    """The agent and how it is trained."""
 
+    kind: str = Field(
+        "sb3", description="The kind of agent (rltrade.agents.base.AGENTS): sb3 = a Stable-Baselines3 algorithm."
+    )
     algorithm: str = "PPO"
     timesteps: int = Field(100_000, gt=0, description="Training timesteps (summed over the env copies).")
     n_envs: int = Field(8, ge=1, description="Env copies stepped together (one batched VecEnv).")

@@ -1,4 +1,4 @@
-"""turbulence_index remembers its last results: same values, fresh arrays, keyed by the data."""
+"""turbulence_index keeps no state: every call computes afresh (envs share one Market's index instead)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 from rltrade.features import turbulence as turb
 
 
-def test_cached_result_equals_a_fresh_computation_and_is_a_copy() -> None:
+def test_every_call_computes_a_fresh_array_from_its_input() -> None:
     rng = np.random.default_rng(0)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (400, 5)), axis=0))
     first = turb.turbulence_index(close, 60)
@@ -19,3 +19,8 @@ def test_cached_result_equals_a_fresh_computation_and_is_a_copy() -> None:
     changed = close.copy()
     changed[-1, 0] *= 1.5
     assert turb.turbulence_index(changed, 60)[-1] != second[-1]
+
+
+def test_the_module_holds_no_cache() -> None:
+    names = [name for name in vars(turb) if "cache" in name.lower() and not name.startswith("__")]
+    assert not names

@@ -240,7 +240,12 @@ def agent_config_problems(config: RunConfig) -> list[tuple[str, str]]:
     The device must exist on this machine; SB3 parameters must be parameters of the algorithm
     (``agent.params``, and ``ensemble.params.<AGENT>`` for the ensemble).
     """
+    from rltrade.agents.base import AGENTS
+
     problems: list[tuple[str, str]] = []
+    if config.agent.kind not in AGENTS:
+        problems.append(("agent.kind", f"unknown agent kind {config.agent.kind!r}; choose one of {', '.join(AGENTS)}"))
+        return problems
     try:
         check_device(config.agent.device)
     except AgentError as exc:

@@ -70,6 +70,8 @@ _LAZY: dict[str, str] = {
     "make_reward": "rltrade.envs.rewards",
     "SingleAssetEnv": "rltrade.envs.single_asset",
     "BatchedSingleAssetEnv": "rltrade.envs.single_asset",
+    "ScaledObservation": "rltrade.envs.wrappers",
+    "VecScaledObservation": "rltrade.envs.wrappers",
 }
 
 __all__ = sorted(_LAZY)

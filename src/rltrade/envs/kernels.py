@@ -6,9 +6,39 @@ delete the ``__pycache__`` folders of ``rltrade/envs`` (the property tests catch
 
 from __future__ import annotations
 
+import types
+from collections.abc import Callable
+from typing import Any
+
 import numba
 import numpy as np
 from numpy.typing import NDArray
+
+
+def serial_and_parallel(body: Callable[..., Any]) -> tuple[Any, Any]:
+    """Compile one kernel body twice: serial, and with its ``numba.prange`` loop spread over numba's threads.
+
+    ``body`` is a plain Python function whose loop over the copies is a ``numba.prange``: compiled
+    without ``parallel=True`` that loop is an ordinary ``range``. The parallel twin is a copy of
+    ``body`` named ``<name>_parallel``, so that numba's on-disk cache keeps the two compilations
+    apart (it keys its files by the function's qualified name).
+
+    Parameters
+    ----------
+    body:
+        The kernel, undecorated.
+
+    Returns
+    -------
+    tuple
+        ``(serial, parallel)`` numba dispatchers (both ``cache=True, nogil=True``).
+    """
+    twin = types.FunctionType(body.__code__, body.__globals__, f"{body.__name__}_parallel", body.__defaults__)
+    twin.__qualname__ = f"{body.__qualname__}_parallel"
+    twin.__doc__ = body.__doc__
+    serial = numba.njit(cache=True, nogil=True)(body)
+    parallel = numba.njit(cache=True, nogil=True, parallel=True)(twin)
+    return serial, parallel
 
 
 @numba.njit(cache=True, nogil=True)

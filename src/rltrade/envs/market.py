@@ -23,6 +23,7 @@ is still causal: the feature row for bar t uses bars <= t only.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -32,8 +33,10 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from rltrade.data.adjust import adjust_prices
+from rltrade.envs.timing import EnvConfigError
 from rltrade.errors import DataValidationError
 from rltrade.features import build_features, feature_columns, feature_warmup
+from rltrade.features.turbulence import turbulence_index
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +140,26 @@ class Market:
             self.features = np.zeros((n_times, 0, n_symbols))
             warmup = 0
         self.warmup = warmup
-        first = max(warmup + history - 1, int(min_first), 0)
+        self.feature_request: tuple[tuple[str, ...], tuple[tuple[str, Any], ...]] = (
+            tuple(names),
+            tuple(sorted(params.items())),
+        )
+        """The feature names and parameters the features were built with (see :meth:`uses_features`)."""
+        self._turbulence: dict[int, FloatArray] = {}  # window -> index; shared by every window of this market
+        self._select(start, end, history, min_first)
+
+    def _select(
+        self,
+        start: str | pd.Timestamp | None,
+        end: str | pd.Timestamp | None,
+        history: int,
+        min_first: int,
+    ) -> None:
+        """Set :attr:`first`, :attr:`last`, :attr:`history` and :attr:`has_open`; check the range."""
+        if history < 1:
+            raise DataValidationError(f"history must be >= 1, got {history}")
+        n_times = self.n_times
+        first = max(self.warmup + history - 1, int(min_first), 0)
         last = n_times - 1
         if start is not None:
             first = max(first, int(np.searchsorted(self.times, _as_utc(start).tz_localize(None).to_datetime64())))
@@ -156,6 +178,49 @@ class Market:
         self.history = history
         self._check_range()
         self.has_open = bool(np.isfinite(self.open[first : last + 1]).all())
+
+    def window(
+        self,
+        start: str | pd.Timestamp | None = None,
+        end: str | pd.Timestamp | None = None,
+        *,
+        history: int = 1,
+        min_first: int = 0,
+    ) -> Market:
+        """This market with other usable bounds: a view sharing its price arrays, features and turbulence.
+
+        The bounds are computed from the whole history exactly as the constructor computes them, so
+        ``Market(bars, f, start=s, end=e, history=h, min_first=m)`` and
+        ``Market(bars, f).window(s, e, history=h, min_first=m)`` hold the same numbers. Nothing is
+        copied: the arrays are shared (do not write to them).
+
+        Parameters
+        ----------
+        start, end, history, min_first:
+            As for the constructor.
+
+        Raises
+        ------
+        DataValidationError
+            As for the constructor: too few bars, or NaN features or bad closes inside the new range.
+        """
+        view = copy.copy(self)  # shallow: the arrays and the turbulence memo are shared
+        view._select(start, end, history, min_first)
+        return view
+
+    def uses_features(self, features: Sequence[str], feature_params: Mapping[str, Any] | None = None) -> bool:
+        """True when this market's features were built from ``features`` with ``feature_params``."""
+        names = [features] if isinstance(features, str) else list(features)
+        return self.feature_request == (tuple(names), tuple(sorted(dict(feature_params or {}).items())))
+
+    def turbulence(self, window: int) -> FloatArray:
+        """Turbulence index of the closes (:func:`~rltrade.features.turbulence.turbulence_index`), a fresh copy.
+
+        Computed once per market and ``window``: every :meth:`window` of this market reuses it.
+        """
+        if window not in self._turbulence:
+            self._turbulence[window] = np.asarray(turbulence_index(self.close, window), dtype=np.float64)
+        return self._turbulence[window].copy()
 
     @staticmethod
     def _aligned(bars: pd.DataFrame) -> pd.DataFrame:
@@ -266,3 +331,45 @@ class Market:
             f"Market({self.n_symbols} symbols, {self.n_times} bars, features={list(self.feature_names)}, "
             f"usable {self.timestamp(self.first).date()} .. {self.timestamp(self.last).date()})"
         )
+
+
+def market_for(
+    bars: pd.DataFrame | None,
+    market: Market | None,
+    features: Sequence[str],
+    feature_params: Mapping[str, Any] | None,
+    *,
+    start: str | pd.Timestamp | None,
+    end: str | pd.Timestamp | None,
+    history: int,
+    min_first: int,
+) -> Market:
+    """The market an env trades: a :meth:`Market.window` of a prebuilt ``market``, else a new one of ``bars``.
+
+    Parameters
+    ----------
+    bars:
+        Canonical bars; not read when ``market`` is given.
+    market:
+        A market built from the same bars with the same ``features`` and ``feature_params``, or None.
+    features, feature_params, start, end, history, min_first:
+        As for :class:`Market`.
+
+    Raises
+    ------
+    EnvConfigError
+        Neither bars nor a market, or a market built with other features or feature parameters.
+    """
+    if market is None:
+        if bars is None:
+            raise EnvConfigError("the env needs bars or a prebuilt market")
+        return Market(
+            bars, features, feature_params=feature_params, start=start, end=end, history=history, min_first=min_first
+        )
+    if not market.uses_features(features, feature_params):
+        names, params = market.feature_request
+        raise EnvConfigError(
+            f"the market was built with features {list(names)} and parameters {dict(params)}, not "
+            f"{list(features)} and {dict(feature_params or {})}; pass bars instead, or a market of these features"
+        )
+    return market.window(start, end, history=history, min_first=min_first)

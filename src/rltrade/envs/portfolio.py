@@ -32,8 +32,8 @@ from numpy.typing import NDArray
 
 from rltrade.envs.batched import BatchedCore, CoreEnv
 from rltrade.envs.costs import CostModel, kernel_params, make_cost, spread_volatility, trade_cost
-from rltrade.envs.kernels import check_actions, mark_and_advance
-from rltrade.envs.market import Market
+from rltrade.envs.kernels import check_actions, mark_and_advance, serial_and_parallel
+from rltrade.envs.market import Market, market_for
 from rltrade.envs.rewards import Reward, make_reward
 from rltrade.envs.timing import EnvConfigError, ExecutionTiming, resolve_timing
 
@@ -233,8 +233,7 @@ def _step_copy(
     _write_obs(k, nxt, feats, look_back, close, shares, cash, acct[0], obs)
 
 
-@numba.njit(cache=True, nogil=True)
-def _portfolio_step(
+def _portfolio_step_body(
     lo: int,
     hi: int,
     actions: NDArray[np.float64],
@@ -251,40 +250,21 @@ def _portfolio_step(
     flags: NDArray[np.int8],
     obs: NDArray[np.float32],
 ) -> int:  # pragma: no cover - compiled
-    """Step copies ``lo .. hi - 1``, one after the other (nothing changes when an error code is returned)."""
-    code = check_actions(actions[lo:hi], t[lo:hi], t_end[lo:hi])
-    if code != 0:
-        return code
-    for k in range(lo, hi):
-        _step_copy(k, actions, settings, close, fill, vol, feats, t, t_end, cash, shares, acct, flags, obs)
-    return 0
+    """Step copies ``lo .. hi - 1`` (nothing changes when an error code is returned).
 
-
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _portfolio_step_parallel(
-    lo: int,
-    hi: int,
-    actions: NDArray[np.float64],
-    settings: NDArray[np.float64],
-    close: NDArray[np.float64],
-    fill: NDArray[np.float64],
-    vol: NDArray[np.float64],
-    feats: NDArray[np.float32],
-    t: NDArray[np.int64],
-    t_end: NDArray[np.int64],
-    cash: NDArray[np.float64],
-    shares: NDArray[np.float64],
-    acct: NDArray[np.float64],
-    flags: NDArray[np.int8],
-    obs: NDArray[np.float32],
-) -> int:  # pragma: no cover - compiled
-    """:func:`_portfolio_step` with the copies spread over numba's threads (the same bits: copies are independent)."""
+    Compiled twice (:func:`~rltrade.envs.kernels.serial_and_parallel`): :func:`_portfolio_step`
+    steps the copies one after the other, :func:`_portfolio_step_parallel` spreads them over
+    numba's threads (the same bits: copies are independent).
+    """
     code = check_actions(actions[lo:hi], t[lo:hi], t_end[lo:hi])
     if code != 0:
         return code
     for k in numba.prange(lo, hi):
         _step_copy(k, actions, settings, close, fill, vol, feats, t, t_end, cash, shares, acct, flags, obs)
     return 0
+
+
+_portfolio_step, _portfolio_step_parallel = serial_and_parallel(_portfolio_step_body)
 
 
 class _PortfolioCore(BatchedCore):
@@ -441,11 +421,16 @@ class PortfolioEnv(CoreEnv):
         Steps per episode (truncated after it); None = until the last bar (terminated).
     feature_params:
         Parameters of the features (e.g. ``{"n_diffs": 20}``).
+    market:
+        A prebuilt :class:`~rltrade.envs.market.Market` of these bars with these features (e.g.
+        another env's ``env.market``): the env trades ``market.window(start, end, ...)`` instead of
+        building its own, so the features are computed once for all the envs over the same bars.
+        ``bars`` may then be None.
     """
 
     def __init__(
         self,
-        bars: pd.DataFrame,
+        bars: pd.DataFrame | None,
         features: Sequence[str] = ("log_return",),
         look_back: int = 10,
         cost: CostModel | float | None = 10.0,
@@ -461,6 +446,7 @@ class PortfolioEnv(CoreEnv):
         episode_length: int | None = None,
         feature_params: dict[str, Any] | None = None,
         action_mode: str = "logits",
+        market: Market | None = None,
     ) -> None:
         if look_back < 1:
             raise EnvConfigError(f"look_back must be >= 1, got {look_back}")
@@ -480,16 +466,9 @@ class PortfolioEnv(CoreEnv):
         self.action_mode = action_mode
         self.cost_model = make_cost(cost)
         params = kernel_params(self.cost_model)
-        self._market = Market(
-            bars,
-            features,
-            feature_params=feature_params,
-            start=start,
-            end=end,
-            history=look_back,
-            min_first=params.window,
+        self._market = market = market_for(
+            bars, market, features, feature_params, start=start, end=end, history=look_back, min_first=params.window
         )
-        market = self._market
         self.timing = resolve_timing(timing, market.has_open)
         self.reward_fn = make_reward(reward, default="log_return")
         vol = spread_volatility(market.close, params.window) if params.window else np.zeros_like(market.close)

@@ -32,12 +32,12 @@ from numpy.typing import NDArray
 
 from rltrade.envs.batched import BatchedCore, CoreEnv
 from rltrade.envs.costs import CostModel, kernel_params, make_cost, spread_volatility, trade_cost
-from rltrade.envs.kernels import check_actions, mark_and_advance
-from rltrade.envs.market import Market
+from rltrade.envs.kernels import check_actions, mark_and_advance, serial_and_parallel
+from rltrade.envs.market import Market, market_for
 from rltrade.envs.rewards import ProfitReward, Reward, make_reward
 from rltrade.envs.timing import EnvConfigError, ExecutionTiming, resolve_timing
 from rltrade.features import FINRL_INDICATORS
-from rltrade.features.turbulence import DEFAULT_WINDOW, turbulence_index
+from rltrade.features.turbulence import DEFAULT_WINDOW
 
 CLOSE_ONLY_INDICATORS: tuple[str, ...] = ("macd", "boll_ub", "boll_lb", "rsi_30", "sma_30", "sma_60")
 """FinRL's indicators that need only the close (the default for close-only bars)."""
@@ -200,8 +200,7 @@ def _step_copy(
     _write_obs(k, nxt, close, indicators, cash, shares, obs)
 
 
-@numba.njit(cache=True, nogil=True)
-def _stock_step(
+def _stock_step_body(
     lo: int,
     hi: int,
     actions: NDArray[np.float64],
@@ -220,53 +219,12 @@ def _stock_step(
     flags: NDArray[np.int8],
     obs: NDArray[np.float32],
 ) -> int:  # pragma: no cover - compiled
-    """Step copies ``lo .. hi - 1``, one after the other (nothing changes when an error code is returned)."""
-    code = check_actions(actions[lo:hi], t[lo:hi], t_end[lo:hi])
-    if code != 0:
-        return code
-    for k in range(lo, hi):
-        _step_copy(
-            k,
-            actions,
-            settings,
-            close,
-            fill,
-            vol,
-            turbulence,
-            indicators,
-            t,
-            t_end,
-            cash,
-            shares,
-            acct,
-            turbulent,
-            flags,
-            obs,
-        )
-    return 0
+    """Step copies ``lo .. hi - 1`` (nothing changes when an error code is returned).
 
-
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _stock_step_parallel(
-    lo: int,
-    hi: int,
-    actions: NDArray[np.float64],
-    settings: NDArray[np.float64],
-    close: NDArray[np.float64],
-    fill: NDArray[np.float64],
-    vol: NDArray[np.float64],
-    turbulence: NDArray[np.float64],
-    indicators: NDArray[np.float32],
-    t: NDArray[np.int64],
-    t_end: NDArray[np.int64],
-    cash: NDArray[np.float64],
-    shares: NDArray[np.float64],
-    acct: NDArray[np.float64],
-    turbulent: NDArray[np.int8],
-    flags: NDArray[np.int8],
-    obs: NDArray[np.float32],
-) -> int:  # pragma: no cover - compiled
-    """:func:`_stock_step` with the copies spread over numba's threads (the same bits: copies are independent)."""
+    Compiled twice (:func:`~rltrade.envs.kernels.serial_and_parallel`): :func:`_stock_step` steps
+    the copies one after the other, :func:`_stock_step_parallel` spreads them over numba's threads
+    (the same bits: copies are independent).
+    """
     code = check_actions(actions[lo:hi], t[lo:hi], t_end[lo:hi])
     if code != 0:
         return code
@@ -290,6 +248,9 @@ def _stock_step_parallel(
             obs,
         )
     return 0
+
+
+_stock_step, _stock_step_parallel = serial_and_parallel(_stock_step_body)
 
 
 class _StockTradingCore(BatchedCore):
@@ -426,11 +387,17 @@ class StockTradingEnv(CoreEnv):
         Steps per episode (truncated after it); None = until the last bar (terminated).
     feature_params:
         Parameters of the features.
+    market:
+        A prebuilt :class:`~rltrade.envs.market.Market` of these bars with these features (e.g.
+        another env's ``env.market``): the env trades ``market.window(start, end, ...)`` instead of
+        building its own, so features and the turbulence index are computed once for all the envs
+        over the same bars. ``bars`` may then be None (with ``features`` None the market's own
+        features are used).
     """
 
     def __init__(
         self,
-        bars: pd.DataFrame,
+        bars: pd.DataFrame | None,
         features: Sequence[str] | None = None,
         hmax: int = 100,
         initial_cash: float = 1e6,
@@ -446,6 +413,7 @@ class StockTradingEnv(CoreEnv):
         random_start: bool = False,
         episode_length: int | None = None,
         feature_params: dict[str, Any] | None = None,
+        market: Market | None = None,
     ) -> None:
         if hmax < 1 or int(hmax) != hmax:
             raise EnvConfigError(f"hmax must be a positive integer, got {hmax}")
@@ -453,14 +421,20 @@ class StockTradingEnv(CoreEnv):
             raise EnvConfigError(f"initial_cash must be >= 0, got {initial_cash}")
         self.cost_model = make_cost(cost)
         params = kernel_params(self.cost_model)
-        names = tuple(default_indicators(bars) if features is None else features)
+        if features is not None:
+            names = tuple(features)
+        elif bars is not None:
+            names = default_indicators(bars)
+        elif market is not None:
+            names, feature_params = market.feature_request[0], dict(market.feature_request[1])
+        else:
+            raise EnvConfigError("StockTradingEnv needs bars or a market")
         min_first = params.window
         if turbulence_threshold is not None:
             min_first = max(min_first, turbulence_window + 1)
-        self._market = Market(
-            bars, names, feature_params=feature_params, start=start, end=end, history=1, min_first=min_first
+        self._market = market = market_for(
+            bars, market, names, feature_params, start=start, end=end, history=1, min_first=min_first
         )
-        market = self._market
         n = market.n_symbols
         self.timing = resolve_timing(timing, market.has_open)
         self.reward_fn = make_reward(reward, default="profit")
@@ -472,7 +446,7 @@ class StockTradingEnv(CoreEnv):
         if turbulence_threshold is None:
             turbulence = np.full(market.n_times, -np.inf)
         else:
-            turbulence = turbulence_index(market.close, turbulence_window)
+            turbulence = market.turbulence(turbulence_window)
             window = turbulence[market.first : market.last + 1]
             if not np.isfinite(window).all():
                 raise EnvConfigError("the turbulence index has NaN inside the episode bars; check the bars for gaps")

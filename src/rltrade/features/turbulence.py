@@ -14,8 +14,6 @@ usable assets (O(D^3) per timestamp with D, the number of symbols, small).
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
 from collections.abc import Mapping
 
 import numpy as np
@@ -32,11 +30,6 @@ PINV_RTOL = 1e-10
 # Target timestamps per block. Blocks start at fixed multiples of BLOCK, never at a position that
 # depends on the length of the input, so truncating the data cannot change the rounding.
 BLOCK = 256
-# The last few results of turbulence_index, keyed by a digest of (window, close matrix). Envs over
-# the same bars (the ensemble builds seven per quarter, one per window and account) then compute
-# the index once: it costs O(T * D^2) on the whole history, hashing the matrix a few milliseconds.
-_CACHE_SIZE = 4
-_cache: OrderedDict[bytes, FloatArray] = OrderedDict()
 
 
 def simple_returns(close: FloatArray) -> FloatArray:
@@ -81,22 +74,12 @@ def turbulence_index(close: FloatArray, window: int = DEFAULT_WINDOW) -> FloatAr
     Returns
     -------
     numpy.ndarray
-        ``(T,)`` float64 array (a fresh copy; the last few results are cached by the matrix's bytes).
+        ``(T,)`` float64 array. Nothing is cached here: envs over the same bars share the index of
+        one :class:`~rltrade.envs.market.Market` (:meth:`~rltrade.envs.market.Market.turbulence`).
     """
     if window < 2:
         raise FeatureError(f"turbulence: turbulence_window must be >= 2, got {window}")
-    close = np.ascontiguousarray(close, dtype=np.float64)
-    digest = hashlib.blake2b(np.array([window, *close.shape], dtype=np.int64).tobytes(), digest_size=20)
-    digest.update(close.tobytes())
-    key = digest.digest()
-    if key in _cache:
-        _cache.move_to_end(key)
-        return _cache[key].copy()  # a copy: callers may keep and modify what they get
-    out = _compute_turbulence(close, window)
-    _cache[key] = out.copy()
-    if len(_cache) > _CACHE_SIZE:
-        _cache.popitem(last=False)
-    return out
+    return _compute_turbulence(np.ascontiguousarray(close, dtype=np.float64), window)
 
 
 def _compute_turbulence(close: FloatArray, window: int) -> FloatArray:

@@ -36,7 +36,7 @@ class Policy:
     seed:
         The seed whose model this is.
     model:
-        The trained model (``predict(obs, deterministic=True)``).
+        The trained :class:`~rltrade.agents.base.Agent` (``predict(obs, deterministic=True)`` → action).
     scaler:
         The feature scaler fitted on the training range (None when the env scales nothing).
     """
@@ -50,7 +50,7 @@ class Policy:
 
     def __post_init__(self) -> None:
         model = self.model
-        self._act = lambda obs: model.predict(obs, deterministic=True)[0]
+        self._act = lambda obs: model.predict(obs, deterministic=True)
 
     def __call__(self, observation: np.ndarray) -> Any:
         """The greedy action for one (scaled) observation."""
@@ -105,7 +105,7 @@ def load_policy(run_dir: str | Path, seed: int | None = None, config: RunConfig 
     ConfigError
         An ensemble run (it trades quarter by quarter), or a seed the run did not train.
     """
-    from rltrade.agents.factory import load_agent
+    from rltrade.agents.base import agent_kind
     from rltrade.features.normalize import normalizer_from_dict
 
     root = Path(run_dir)
@@ -121,7 +121,6 @@ def load_policy(run_dir: str | Path, seed: int | None = None, config: RunConfig 
     if seed is None or seed not in seeds:
         raise ConfigError(f"{root.name}: no model for seed {seed}; the run trained seeds {seeds}")
     scaler = normalizer_from_dict(manifest["feature_scaler"]) if manifest.get("feature_scaler") else None
-    model = load_agent(
-        config.agent.algorithm, root / "models" / f"seed_{seed}.zip", config.agent.device, config.agent.torch_threads
-    )
-    return Policy(config, manifest, seed, model, scaler)
+    kind = agent_kind(config.agent.kind)
+    agent = kind.load(config, root / "models" / kind.model_file(seed))
+    return Policy(config, manifest, seed, agent, scaler)

@@ -134,13 +134,17 @@ def concat_trajectories(parts: list[Trajectory]) -> Trajectory:
 
 
 # ----------------------------------------------------------------------------------- training tasks
-def _window_env(config: RunConfig, bars: pd.DataFrame, start: Any, end: Any, **overrides: Any) -> Any:
+def _window_env(
+    config: RunConfig, bars: pd.DataFrame, start: Any, end: Any, market: Any = None, **overrides: Any
+) -> Any:
+    """The stock-trading env over ``start``..``end``; on ``market`` (one Market of the whole data) when given,
+    so that the features and the turbulence index are computed once, not once per env."""
     from rltrade.envs.factory import env_kwargs
     from rltrade.envs.stock_trading import StockTradingEnv
 
     kwargs = env_kwargs(config, "test", start, end)
     kwargs.update(overrides)
-    return StockTradingEnv(bars, **kwargs)
+    return StockTradingEnv(bars, market=market, **kwargs)
 
 
 def train_window_agent(
@@ -440,7 +444,7 @@ def run_ensemble(
         bars,
         index_close,
         groups,
-        lambda: _window_env(config, bars, first, last),
+        lambda: _window_env(config, bars, first, last, market=market),
         progress=progress,
         on_stage=on_stage,
     )
@@ -476,7 +480,7 @@ def _run_quarter(
     day = lambda i: pd.Timestamp(times[i])  # noqa: E731
     threshold = turbulence_threshold(turbulence, quarter, ens.turbulence_quantile, ens.turbulence_lookback)
     env_threshold = threshold if ens.turbulence else None
-    train_env = _window_env(config, bars, day(quarter.train_start), day(quarter.train_end))
+    train_env = _window_env(config, bars, day(quarter.train_start), day(quarter.train_end), market=market)
     scaler = fit_feature_scaler(train_env.market, config.features.scaler)
     scaler_data = scaler.to_dict() if scaler is not None else None
     stage(
@@ -498,7 +502,9 @@ def _run_quarter(
     models = {a: _load_model(a, data, config) for a, data in zip(agents, trainer.run(tasks), strict=True)}
 
     def trade(agent: str, start: int, end: int, **account: Any) -> Trajectory:
-        env = _window_env(config, bars, day(start), day(end), turbulence_threshold=env_threshold, **account)
+        env = _window_env(
+            config, bars, day(start), day(end), market=market, turbulence_threshold=env_threshold, **account
+        )
         env = ScaledObservation(env, scaler) if scaler is not None else env
         return run_policy(env, deterministic_policy(models[agent]), seed=seed)
 

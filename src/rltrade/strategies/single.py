@@ -54,7 +54,7 @@ def train(
     The directory is built under a hidden temporary name and renamed when every model is saved,
     so an interrupted run leaves no half-written run directory.
     """
-    from rltrade.agents.factory import make_agent, train_agent
+    from rltrade.agents.base import agent_kind
     from rltrade.agents.scaling import VecScaledObservation
 
     stage = on_stage or (lambda message: log.info("%s", message))
@@ -83,33 +83,19 @@ def train(
         train_seconds: dict[str, float] = {}
         trained: dict[str, int] = {}
         device = None
+        kind = agent_kind(config.agent.kind)
         for seed in seeds:
             stage(f"training {config.agent.algorithm} seed {seed} for {config.agent.timesteps:,} steps")
             venv_s, _ = make_training_env(config, bars) if seed != seeds[0] else (venv, template)
             env = VecScaledObservation(venv_s, template, scaler) if scaler is not None else venv_s
             t0 = time.perf_counter()
-            model = make_agent(
-                config.agent.algorithm,
-                env,
-                seed=seed,
-                params=config.agent.params,
-                policy=config.agent.policy,
-                policy_kwargs=config.agent.policy_kwargs,
-                device=config.agent.device,
-                tensorboard_log=work / "tensorboard" if config.agent.tensorboard else None,
-                torch_threads=config.agent.torch_threads,
-            )
-            train_agent(
-                model,
-                config.agent.timesteps,
-                progress=progress,
-                label=f"{config.agent.algorithm} seed {seed}",
-                tb_log_name=f"seed_{seed}",
-            )
+            tensorboard = work / "tensorboard" if config.agent.tensorboard else None
+            agent = kind.build(config, env, seed=seed, tensorboard_log=tensorboard)
+            agent.learn(config.agent.timesteps, progress=progress, label=f"{config.agent.algorithm} seed {seed}")
             train_seconds[str(seed)] = round(time.perf_counter() - t0, 3)
-            trained[str(seed)] = int(model.num_timesteps)
-            device = str(model.device)
-            model.save(str(work / "models" / f"seed_{seed}.zip"))
+            trained[str(seed)] = agent.num_timesteps
+            device = agent.device_name
+            agent.save(work / "models" / kind.model_file(seed))
         manifest = base_manifest(config, final, bars, seeds, list(market.symbols), list(market.feature_names))
         manifest.update(
             {
