@@ -226,7 +226,7 @@ class AgentConfig(_Model):
 
 
 class EnsembleConfig(_Model):
-    """The quarterly ensemble strategy of Yang et al. (2020) (``strategy: ensemble``; SPEC §4).
+    """The quarterly ensemble strategy of Yang et al. (2020) (``strategy: ensemble``).
 
     Each quarter the agents train on a window growing from ``train.start`` to the validation
     window, are validated on ``validation_window`` bars, and the one with the best validation

@@ -1,4 +1,4 @@
-"""Test helpers shipped with the package. :func:`assert_causal` is the lookahead guard of SPEC §2.
+"""Test helpers shipped with the package. :func:`assert_causal` is the lookahead guard.
 
 The guard proves that a computation on bars is causal: for each cutoff t, its outputs stamped
 <= t are bit-identical whether it sees (a) all the bars, (b) only the bars up to t, or (c) the

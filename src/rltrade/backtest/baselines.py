@@ -1,4 +1,4 @@
-"""Baselines on the agent's dates, costs and timing (SPEC §4, §6).
+"""Baselines on the agent's dates, costs and timing.
 
 The weight baselines run through :class:`~rltrade.envs.portfolio.PortfolioEnv` in
 ``action_mode="weights"``: the same fills, costs and accounting as an agent trained on that env,

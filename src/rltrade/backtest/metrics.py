@@ -1,4 +1,4 @@
-"""Performance metrics of an equity curve (SPEC §6), computed with empyrical-reloaded.
+"""Performance metrics of an equity curve, computed with empyrical-reloaded.
 
 The common case is one call::
 

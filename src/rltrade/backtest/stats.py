@@ -1,4 +1,4 @@
-"""Statistics over seeds and honest-evaluation helpers (SPEC §6).
+"""Statistics over seeds and honest-evaluation helpers.
 
 - :func:`sharpe_ratio`: annualised Sharpe of per-period returns (empyrical), one per column;
 - :func:`sharpe_bootstrap_ci`: stationary-bootstrap (arch) percentile interval of the

@@ -1,4 +1,4 @@
-"""``PortfolioEnv`` (seed 000): rebalance a portfolio of N assets + cash to target weights every bar.
+"""``PortfolioEnv``: rebalance a portfolio of N assets + cash to target weights every bar.
 
 Observation: ``look_back`` bars of features of every asset, then the current weights (assets
 and cash), flattened into one float32 vector (:attr:`PortfolioEnv.state_layout` gives the
@@ -371,7 +371,7 @@ class _PortfolioCore(BatchedCore):
 
 
 class PortfolioEnv(CoreEnv):
-    """Rebalance N assets + cash to target weights every bar (SPEC §3.1, seed 000).
+    """Rebalance N assets + cash to target weights every bar.
 
     Observation (float32 vector, layout in :attr:`state_layout`): ``features`` of the last
     ``look_back`` bars for every asset, ordered ``[look_back, features, assets]`` (oldest bar

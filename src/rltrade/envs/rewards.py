@@ -1,4 +1,4 @@
-"""Reward objects shared by every rltrade environment (SPEC §3, "a reward object").
+"""Reward objects shared by every rltrade environment.
 
 A reward object turns the change of a portfolio value into a scalar training signal::
 
@@ -88,7 +88,7 @@ class Reward(ABC):
 
 
 class ProfitReward(Reward):
-    """Total-profit change: ``value_now − value_prev`` (seed 001's "TP"; in currency units)."""
+    """Total-profit change: ``value_now − value_prev`` ("TP"; in currency units)."""
 
     name = "profit"
 
@@ -170,7 +170,7 @@ class DifferentialSharpeReward(_RunningReward):
     ----------
     eta:
         Adaptation rate η ∈ (0, 1] of the moving averages (default 0.01, i.e. a ~100-step memory;
-        seed 001 hard-coded 0.9).
+        the public FinancialEnv code hard-coded 0.9).
     """
 
     name = "differential_sharpe"

@@ -1,4 +1,4 @@
-"""``StockTradingEnv`` (seed 004): FinRL's multi-stock trading env, with its semantics and without its defects.
+"""``StockTradingEnv``: FinRL's multi-stock trading env, with its semantics and without its defects.
 
 State (one float32 vector): ``[cash, prices (N), shares (N), indicator_1 (N), ..., indicator_F (N)]``
 (FinRL's layout); :attr:`StockTradingEnv.state_layout` maps each name to its slice, so nobody
@@ -343,7 +343,7 @@ class _StockTradingCore(BatchedCore):
 
 
 class StockTradingEnv(CoreEnv):
-    """FinRL-compatible multi-stock trading (SPEC §3.2, seed 004).
+    """FinRL-compatible multi-stock trading.
 
     Observation: ``[cash, prices (N), shares (N), indicators (F × N)]`` as float32, after bar t
     (prices = ``close[t]``); :attr:`state_layout` names the slices. Action: N numbers in

@@ -146,7 +146,7 @@ class MinMaxNormalizer(_ColumnScaler):
 
 
 class KMeansDiscretizer:
-    """Discrete states from k-means clusters of min-max scaled features (SPEC §4, seed 003).
+    """Discrete states from k-means clusters of min-max scaled features (the order-book Q-learning state).
 
     ``fit`` scales the training rows to [0, 1] with a :class:`MinMaxNormalizer` fitted on
     them, then runs scikit-learn's ``KMeans`` with a fixed seed. ``transform`` assigns each row

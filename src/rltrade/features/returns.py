@@ -1,4 +1,4 @@
-"""Log changes of price and volume (seed 000) and the Deng et al. (2017) state of lagged log returns."""
+"""Log changes of price and volume and the Deng et al. (2017) state of lagged log returns."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _log_volume_change(data: Mapping[str, FloatArray]) -> dict[str, FloatArray]:
     """Log change of volume, zero-safe: ``ln(1 + volume_t) - ln(1 + volume_{t-1})``.
 
     ``log1p`` keeps the value finite when a bar has zero volume (a plain log difference
-    would give -inf/+inf there, a defect of seed 000). Input: ``volume``. Warm-up: 1 row.
+    would give -inf/+inf there, a defect of earlier public code). Input: ``volume``. Warm-up: 1 row.
     """
     volume = data["volume"]
     out = nan_array(len(volume))

@@ -1,4 +1,4 @@
-"""The quarterly ensemble strategy of Yang et al. (ICAIF 2020), with Ray-parallel training (SPEC §4, §9).
+"""The quarterly ensemble strategy of Yang et al. (ICAIF 2020), with Ray-parallel training.
 
 Over the trading period, quarter after quarter (``rebalance_window`` bars, 63 by default):
 
@@ -91,7 +91,7 @@ def quarter_schedule(
 
 
 def turbulence_threshold(turbulence: np.ndarray, quarter: Quarter, quantile: float, lookback: int) -> float:
-    """The threshold of SPEC §4 for a quarter (data up to its first decision bar only)."""
+    """The turbulence threshold of a quarter (data up to its first decision bar only)."""
     insample = turbulence[quarter.train_start : quarter.train_end + 1]
     insample = insample[np.isfinite(insample)]
     if insample.size == 0:

@@ -43,7 +43,7 @@ def _column_bounds(columns: Sequence[str]) -> tuple[NDArray[np.float32], NDArray
 
 
 class SingleAssetEnv(CoreEnv):
-    """Trade one asset short / flat / long on bars (seed 001's ``FinancialEnv``, corrected); see the module docstring.
+    """Trade one asset short / flat / long on bars (the corrected ``FinancialEnv``); see the module docstring.
 
     Parameters
     ----------
