@@ -1,4 +1,4 @@
-"""The FinRL indicator set (plus the SMA-20/50/200 of the LSTM predictor's inputs), computed by TA-Lib and passed through unchanged.
+"""The FinRL indicator set (plus SMA-20/50/200), computed by TA-Lib and passed through unchanged.
 
 TA-Lib leaves its lookback rows as NaN; nothing is back-filled (FinRL's ``bfill`` copied later
 values into the first rows). Warm-ups are TA-Lib's own lookbacks, so they follow

@@ -1,4 +1,4 @@
-"""SingleAssetEnv: trade one asset (share, FX unit or futures contract) short / flat / long (a corrected ``FinancialEnv`` of a CSI-300 futures study).
+"""SingleAssetEnv: trade one asset (share, FX unit or futures contract) short / flat / long.
 
 Quick use::
 
