@@ -1,0 +1,5 @@
+"""``python -m rltrade.cli``: the command line."""
+
+from rltrade.cli import app
+
+app()
