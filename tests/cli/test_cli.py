@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from rltrade.cli import app
 
 runner = CliRunner()
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 COMMANDS = [
     [],
