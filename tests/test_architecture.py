@@ -13,6 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "rltrade"
 RANK = {
     "errors": 0,
     "_optional": 0,
+    "shared": 0,
     "config": 1,
     "data": 2,
     "features": 2,

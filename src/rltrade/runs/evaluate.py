@@ -20,8 +20,8 @@ import pandas as pd
 
 from rltrade.config import RunConfig
 from rltrade.errors import RLTradeError
-from rltrade.runs.files import is_intraday, write_csv, write_json
 from rltrade.runs.manifest import annualization_of
+from rltrade.shared.files import is_intraday, write_csv, write_json
 
 log = logging.getLogger(__name__)
 

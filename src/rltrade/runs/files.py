@@ -10,14 +10,12 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import math
-import os
 import platform
 import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from rltrade.errors import RLTradeError
@@ -37,46 +35,6 @@ PACKAGES = (
     "plotly",
     "pydantic",
 )
-
-
-#: A backtest window shorter than this many calendar days gets a warning: its annualised figures mean little.
-SHORT_WINDOW_DAYS = 91
-
-
-def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, data: Any) -> None:
-    write_text(path, json.dumps(json_safe(data), indent=2) + "\n")
-
-
-def write_csv(path: Path, frame: pd.DataFrame, index: bool = True, intraday: bool = False) -> None:
-    """Write ``frame`` atomically; timestamps as dates, or as ``YYYY-mm-dd HH:MM:SS`` (UTC) when ``intraday``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    stamp = "%Y-%m-%d %H:%M:%S" if intraday else "%Y-%m-%d"
-    frame.to_csv(tmp, index=index, float_format="%.10g", date_format=stamp)
-    os.replace(tmp, path)
-
-
-def is_intraday(timestamps: pd.DatetimeIndex) -> bool:
-    """True when some timestamp is not a midnight (the bars are intraday: keep the time in files)."""
-    stamps = pd.DatetimeIndex(timestamps)
-    return bool(len(stamps)) and not bool((stamps == stamps.normalize()).all())
-
-
-def json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return None if not math.isfinite(float(value)) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def git_commit() -> str | None:

@@ -45,8 +45,10 @@ from rltrade.config import ConfigError, RunConfig, load_config, parse_config
 from rltrade.errors import RLTradeError
 from rltrade.report import write_report
 from rltrade.runs.evaluate import RunResult, evaluate
-from rltrade.runs.files import read_manifest, write_csv, write_json, write_text
+from rltrade.runs.files import read_manifest
 from rltrade.runs.manifest import annualization_of, base_manifest, new_run_dir
+from rltrade.shared.files import write_csv, write_json, write_text
+from rltrade.shared.ray import ray_available, start_ray, stop_ray
 from rltrade.strategies.base import check_config, load_data, seeds_of
 
 log = logging.getLogger(__name__)
@@ -198,25 +200,7 @@ class _Trainer:
         if use_ray:
             import ray
 
-            if not ray.is_initialized():
-                self.started_ray = True
-                # A new local Ray turns token authentication on and logs "Token authentication is enabled
-                # for this Ray cluster. Set RAY_AUTH_MODE=disabled to opt out..." to stderr. Keep the
-                # security, drop the banner. (Setting RAY_AUTH_MODE here is too late once ray is imported:
-                # this process would not send the token and the new cluster would refuse it.)
-                banner = logging.getLogger("ray._private.authentication.authentication_token_setup")
-                level = banner.level
-                banner.setLevel(logging.ERROR)
-                try:
-                    ray.init(
-                        address=address,
-                        include_dashboard=False,
-                        log_to_driver=False,
-                        logging_level=logging.ERROR,
-                        configure_logging=False,
-                    )
-                finally:
-                    banner.setLevel(level)
+            self.started_ray = start_ray(address)
             self._remote = ray.remote(num_cpus=1)(train_window_agent)
             self._bars_ref = ray.put(bars)
 
@@ -229,10 +213,7 @@ class _Trainer:
 
     def close(self) -> None:
         """Shut down the local Ray this trainer started (a Ray the caller started is left running)."""
-        if self.started_ray:
-            import ray
-
-            ray.shutdown()
+        stop_ray(self.started_ray)
 
 
 def _load_model(agent: str, data: bytes, config: RunConfig) -> Any:
@@ -356,12 +337,9 @@ def run_ensemble(
             f"{ens.validation_window} bars before the first trading day, and grows by a quarter each quarter"
         )
     annual = annualization_of(config, bars)
-    if use_ray:
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            stage("Ray is not installed (pip install 'rltrade[ray]'): training the agents one after the other")
-            use_ray = False
+    if use_ray and not ray_available():
+        stage("Ray is not installed (pip install 'rltrade[ray]'): training the agents one after the other")
+        use_ray = False
     if resume is None:
         run_dir = new_run_dir(config, runs_dir)
         (run_dir / "state").mkdir()

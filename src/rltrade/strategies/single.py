@@ -22,8 +22,9 @@ import pandas as pd
 from rltrade.config import ConfigError, RunConfig, load_config
 from rltrade.envs.factory import fit_scaler, make_env, make_training_env
 from rltrade.runs.evaluate import RunResult, evaluate
-from rltrade.runs.files import MANIFEST_VERSION, read_manifest, write_json, write_text
+from rltrade.runs.files import MANIFEST_VERSION, read_manifest
 from rltrade.runs.manifest import base_manifest, new_run_dir
+from rltrade.shared.files import write_json, write_text
 from rltrade.strategies.base import check_config, load_data, seeds_of
 
 log = logging.getLogger(__name__)
