@@ -1,1 +1,5 @@
-"""Agents: Stable-Baselines3 algorithms built from configs (:mod:`rltrade.agents.factory`)."""
+"""Agents: the ``Agent`` protocol and the ``agent.kind`` registry (:mod:`rltrade.agents.base`).
+
+Stable-Baselines3 algorithms are the first kind (:mod:`rltrade.agents.sb3`, built by
+:mod:`rltrade.agents.factory`).
+"""
