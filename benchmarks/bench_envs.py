@@ -25,33 +25,12 @@ from rltrade.envs.portfolio import PortfolioEnv
 from rltrade.envs.stock_trading import StockTradingEnv
 from rltrade.envs.vec import BatchedPortfolioEnv, BatchedStockTradingEnv
 from rltrade.features import FINRL_INDICATORS, build_features, feature_warmup
+from rltrade.testing import synthetic_bars
 
 
-def synthetic_bars(n_symbols: int = 30, n_years: int = 10, seed: int = 0) -> pd.DataFrame:
-    """Canonical OHLCV bars of a geometric random walk per symbol."""
-    rng = np.random.default_rng(seed)
-    n_days = 252 * n_years
-    stamps = pd.date_range("2010-01-04", periods=n_days, freq="B", tz="UTC").astype("datetime64[ns, UTC]")
-    frames = []
-    for j in range(n_symbols):
-        close = 50.0 * np.exp(np.cumsum(rng.normal(0.0003, 0.018, n_days)))
-        open_ = np.concatenate([[close[0]], close[:-1]]) * np.exp(rng.normal(0.0, 0.005, n_days))
-        high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0.0, 0.006, n_days)))
-        low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, 0.006, n_days)))
-        frames.append(
-            pd.DataFrame(
-                {
-                    "symbol": f"S{j:02d}",
-                    "timestamp": stamps,
-                    "open": open_,
-                    "high": high,
-                    "low": low,
-                    "close": close,
-                    "volume": rng.integers(1_000, 100_000, n_days).astype(float),
-                }
-            )
-        )
-    return pd.concat(frames).sort_values(["timestamp", "symbol"]).reset_index(drop=True)
+def benchmark_bars(n_symbols: int = 30, n_years: int = 10, seed: int = 0) -> pd.DataFrame:
+    """``n_symbols`` x ``252 * n_years`` daily OHLCV bars of :func:`rltrade.testing.synthetic_bars` from 2010-01-04."""
+    return synthetic_bars(n_symbols, 252 * n_years, seed=seed, start="2010-01-04", vol=0.018)
 
 
 class FinRLStyleStockTradingEnv:
@@ -221,7 +200,7 @@ def main() -> None:
     parser.add_argument("--years", type=int, default=10)
     args = parser.parse_args()
 
-    bars = synthetic_bars(args.symbols, args.years)
+    bars = benchmark_bars(args.symbols, args.years)
     n = args.symbols
     machine = platform.processor() or platform.machine()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

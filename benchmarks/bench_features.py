@@ -1,7 +1,7 @@
 """Time the FinRL feature set plus turbulence on 30 symbols x 10 years of daily bars.
 
-Data: synthetic, a geometric random walk with a common market factor (fixed seed 42), 30
-symbols x 2,520 business days of OHLCV; no file or network access. Baselines are measured in
+Data: synthetic, independent geometric random walks (:func:`rltrade.testing.synthetic_bars`,
+fixed seed 42), 30 symbols x 2,520 business days of OHLCV; no file or network access. Baselines are measured in
 the same run on the same data:
 
 - indicators: pandas ``groupby`` + TA-Lib, one ``transform``/``apply`` per indicator (how
@@ -26,39 +26,11 @@ import pandas as pd
 import talib
 
 from rltrade.features import FINRL_INDICATORS, build_features
+from rltrade.testing import synthetic_bars
 
 N_SYMBOLS = 30
 N_DAYS = 2520  # 10 years of trading days
 SEED = 42
-
-
-def synthetic_bars(n_symbols: int = N_SYMBOLS, n_days: int = N_DAYS, seed: int = SEED) -> pd.DataFrame:
-    """Canonical OHLCV bars: geometric random walks sharing a market factor."""
-    rng = np.random.default_rng(seed)
-    stamps = pd.date_range("2010-01-04", periods=n_days, freq="B", tz="UTC").astype("datetime64[ns, UTC]")
-    market = rng.normal(0.0003, 0.01, n_days)
-    frames = []
-    for i in range(n_symbols):
-        returns = rng.uniform(0.5, 1.5) * market + rng.normal(0.0, 0.012, n_days)
-        close = 20.0 * (1 + i) * np.exp(np.cumsum(returns))
-        open_ = close * np.exp(rng.normal(0.0, 0.004, n_days))
-        high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0.0, 0.006, n_days)))
-        low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, 0.006, n_days)))
-        volume = rng.lognormal(13.0, 0.5, n_days).round()
-        frames.append(
-            pd.DataFrame(
-                {
-                    "symbol": f"S{i:02d}",
-                    "timestamp": stamps,
-                    "open": open_,
-                    "high": high,
-                    "low": low,
-                    "close": close,
-                    "volume": volume,
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True).sort_values(["timestamp", "symbol"], ignore_index=True)
 
 
 def baseline_indicators(bars: pd.DataFrame) -> pd.DataFrame:
@@ -110,7 +82,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per rltrade measurement (best is kept)")
     args = parser.parse_args()
 
-    bars = synthetic_bars()
+    bars = synthetic_bars(N_SYMBOLS, N_DAYS, seed=SEED, start="2010-01-04")
     indicators = list(FINRL_INDICATORS)
     build_features(bars.iloc[:300], [*indicators, "turbulence"])  # warm imports and caches
 

@@ -60,7 +60,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
-from bench_envs import FinRLStyleStockTradingEnv, finrl_frame, synthetic_bars
+from bench_envs import FinRLStyleStockTradingEnv, benchmark_bars, finrl_frame
 from rltrade.envs.stock_trading import StockTradingEnv
 from rltrade.envs.vec import BatchedStockTradingEnv
 from rltrade.features import FINRL_INDICATORS
@@ -279,7 +279,7 @@ def main() -> None:
     args = parser.parse_args()
     seconds = 3.0 if args.quick else args.seconds
 
-    bars = synthetic_bars(args.symbols, args.years)
+    bars = benchmark_bars(args.symbols, args.years)
     machine = platform.processor() or platform.machine()
     print(
         f"data: {args.symbols} symbols x {args.years * 252} daily bars (synthetic GBM OHLCV), "

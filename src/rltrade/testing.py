@@ -1,4 +1,5 @@
-"""Test helpers shipped with the package. :func:`assert_causal` is the lookahead guard.
+"""Test helpers shipped with the package: :func:`assert_causal` is the lookahead guard, and
+:func:`synthetic_bars` the one generator of synthetic GBM bars the tests and benchmarks use.
 
 The guard proves that a computation on bars is causal: for each cutoff t, its outputs stamped
 <= t are bit-identical whether it sees (a) all the bars, (b) only the bars up to t, or (c) the
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -234,3 +235,86 @@ def _is_empty(output: Any) -> bool:
     if isinstance(output, list):
         return all(_is_empty(v) for v in output)
     return len(output) == 0
+
+
+def synthetic_bars(
+    n_symbols: int = 3,
+    n_bars: int = 250,
+    *,
+    seed: int = 0,
+    start: str | pd.Timestamp = "2020-01-01",
+    freq: str = "B",
+    ohlcv: bool = True,
+    symbols: Sequence[str] | None = None,
+    price: float = 50.0,
+    drift: float = 0.0003,
+    vol: float = 0.015,
+    open_from: Literal["previous_close", "close"] = "previous_close",
+    open_vol: float = 0.005,
+    wick_vol: float = 0.006,
+    volume: tuple[int, int] = (1_000, 100_000),
+    zero_volume: float = 0.0,
+) -> pd.DataFrame:
+    """Canonical bars of independent geometric random walks, one per symbol, sorted by (timestamp, symbol).
+
+    Per symbol, in this order of draws from ``np.random.default_rng(seed)``: the close is
+    ``price * exp(cumsum(N(drift, vol)))``; the open is the previous close (or, with
+    ``open_from="close"``, the same bar's close) times ``exp(N(0, open_vol))``; the high and low
+    are ``max/min(open, close)`` times ``exp(±|N(0, wick_vol)|)``, so high >= open, close >= low;
+    the volume is an integer in ``[volume[0], volume[1])``, and, when ``zero_volume > 0``, each
+    bar's volume is set to 0 with that probability. The same arguments give the same bars.
+
+    Parameters
+    ----------
+    n_symbols:
+        Number of symbols, named ``S00``, ``S01``, ... (ignored when ``symbols`` is given).
+    n_bars:
+        Bars per symbol.
+    seed:
+        Seed of the random walks.
+    start:
+        First timestamp (UTC).
+    freq:
+        pandas frequency of the timestamps (``"B"`` business days, ``"1d"``, ``"1h"``, ...).
+    ohlcv:
+        ``False`` gives close-only bars (open, high, low and volume NaN; the same closes).
+    symbols:
+        Explicit symbol names.
+    price, drift, vol:
+        First close's scale, and the mean and standard deviation of the log returns per bar.
+    open_from, open_vol:
+        What the open is a noisy copy of, and the noise's standard deviation (log).
+    wick_vol:
+        Standard deviation (log) of the high's and the low's distance from the body.
+    volume:
+        Range of the integer volumes.
+    zero_volume:
+        Probability of a bar with zero volume.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``symbol, timestamp, open, high, low, close, volume`` (``datetime64[ns, UTC]`` stamps).
+    """
+    names = list(symbols) if symbols is not None else [f"S{j:02d}" for j in range(n_symbols)]
+    rng = np.random.default_rng(seed)
+    stamps = pd.date_range(start, periods=n_bars, freq=freq, tz="UTC").astype("datetime64[ns, UTC]")
+    frames = []
+    for symbol in names:
+        close = price * np.exp(np.cumsum(rng.normal(drift, vol, n_bars)))
+        base = np.concatenate([[close[0]], close[:-1]]) if open_from == "previous_close" else close
+        open_ = base * np.exp(rng.normal(0.0, open_vol, n_bars))
+        high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0.0, wick_vol, n_bars)))
+        low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, wick_vol, n_bars)))
+        volumes = rng.integers(volume[0], volume[1], n_bars).astype(float)
+        if zero_volume > 0:
+            volumes[rng.random(n_bars) < zero_volume] = 0.0
+        frame = pd.DataFrame(
+            {"symbol": symbol, "timestamp": stamps, "open": open_, "high": high, "low": low, "close": close}
+        )
+        frame["volume"] = volumes
+        if not ohlcv:
+            frame[["open", "high", "low", "volume"]] = np.nan
+        frames.append(frame)
+    bars = pd.concat(frames, ignore_index=True)
+    return bars.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)

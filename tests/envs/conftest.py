@@ -1,4 +1,7 @@
-"""Shared bars and helpers for the env tests: small synthetic OHLCV panels and the embedded real samples."""
+"""Shared bars and helpers for the env tests: small synthetic OHLCV panels.
+
+The embedded samples (``sp500_bars``, ``stocks_bars``) come from ``tests/conftest.py``.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from gymnasium.utils.env_checker import check_env
+
+from rltrade.testing import synthetic_bars
 
 # check_env warnings that say nothing about correctness: unbounded feature observations, and no
 # EnvSpec when an env is built directly rather than through gymnasium.make.
@@ -27,34 +32,21 @@ def gbm_bars(
     start: str = "2020-01-01",
     vol: float = 0.02,
 ) -> pd.DataFrame:
-    """Canonical daily bars from a geometric random walk (open = previous close times an overnight gap)."""
-    rng = np.random.default_rng(seed)
-    stamps = pd.date_range(start, periods=n_days, freq="B", tz="UTC").astype("datetime64[ns, UTC]")
-    frames = []
-    for symbol in symbols:
-        close = 20.0 * np.exp(np.cumsum(rng.normal(0.0002, vol, n_days)))
-        open_ = np.concatenate([[close[0]], close[:-1]]) * np.exp(rng.normal(0.0, vol / 3, n_days))
-        high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0.0, vol / 3, n_days)))
-        low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, vol / 3, n_days)))
-        volume = rng.integers(100, 10_000, n_days).astype(float)
-        frame = pd.DataFrame(
-            {"symbol": symbol, "timestamp": stamps, "open": open_, "high": high, "low": low, "close": close}
-        )
-        frame["volume"] = volume
-        if close_only:
-            frame[["open", "high", "low", "volume"]] = np.nan
-        frames.append(frame)
-    bars = pd.concat(frames, ignore_index=True)
-    return bars.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
-
-
-def sample_bars(spec: str) -> pd.DataFrame:
-    """Canonical bars of an embedded sample (``sample:sp500`` or ``sample:stocks``), no network."""
-    from rltrade.data.sources import fetch
-    from rltrade.data.validate import validate_bars
-
-    frame = pd.concat([validate_bars(raw) for raw in fetch(spec)], ignore_index=True)
-    return frame.sort_values(["timestamp", "symbol"], kind="stable").reset_index(drop=True)
+    """Canonical daily bars of the env tests: :func:`rltrade.testing.synthetic_bars` with an overnight gap."""
+    return synthetic_bars(
+        n_bars=n_days,
+        symbols=symbols,
+        seed=seed,
+        start=start,
+        ohlcv=not close_only,
+        price=20.0,
+        drift=0.0002,
+        vol=vol,
+        open_from="previous_close",
+        open_vol=vol / 3,
+        wick_vol=vol / 3,
+        volume=(100, 10_000),
+    )
 
 
 def checked(env: gym.Env) -> None:
@@ -90,18 +82,6 @@ def ohlcv_bars() -> pd.DataFrame:
 def close_bars() -> pd.DataFrame:
     """The same walk as close-only bars (open/high/low/volume NaN)."""
     return gbm_bars(close_only=True)
-
-
-@pytest.fixture(scope="session")
-def sp500_bars() -> pd.DataFrame:
-    """The embedded S&P 500 sample (20 stocks, close-only, 1990-2022)."""
-    return sample_bars("sample:sp500")
-
-
-@pytest.fixture(scope="session")
-def stocks_bars() -> pd.DataFrame:
-    """The embedded bokeh sample (AAPL, GOOG, IBM, MSFT OHLCV; GOOG starts in 2004)."""
-    return sample_bars("sample:stocks")
 
 
 @pytest.fixture(scope="session")

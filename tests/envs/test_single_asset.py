@@ -18,7 +18,7 @@ from rltrade.data.validate import validate_bars
 from rltrade.envs.costs import BpsCost, CostParams, LinearCost, PerShareCost
 from rltrade.envs.single_asset import STATE_COLUMNS, FuturesContract, SingleAssetEnv
 from rltrade.envs.timing import EnvConfigError
-from rltrade.testing import assert_causal, perturb_after
+from rltrade.testing import assert_causal, perturb_after, synthetic_bars
 
 
 @pytest.fixture(scope="module")
@@ -27,26 +27,24 @@ def eurusd() -> pd.DataFrame:
     return validate_bars(fetch("sample:eurusd")[0]).iloc[:600].reset_index(drop=True)
 
 
-def synthetic_bars(seed: int, n_days: int = 4, per_day: int = 8) -> pd.DataFrame:
-    """Intraday OHLCV bars: ``per_day`` hourly bars on each of ``n_days`` consecutive days."""
-    rng = np.random.default_rng(seed)
+def intraday_bars(seed: int, n_days: int = 4, per_day: int = 8) -> pd.DataFrame:
+    """Intraday OHLCV of :func:`synthetic_bars`: ``per_day`` hourly bars from 09:00 on ``n_days`` consecutive days."""
     n = n_days * per_day
     day = np.repeat(np.arange(n_days), per_day)
     hour = np.tile(np.arange(per_day), n_days)
     stamps = pd.Timestamp("2021-03-01", tz="UTC") + pd.to_timedelta(day, "D") + pd.to_timedelta(9 + hour, "h")
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.03, n)))
-    open_ = np.concatenate([[100.0], close[:-1]]) * np.exp(rng.normal(0.0, 0.01, n))
-    return pd.DataFrame(
-        {
-            "symbol": "SYN",
-            "timestamp": stamps,
-            "open": open_,
-            "high": np.maximum(open_, close) * 1.001,
-            "low": np.minimum(open_, close) * 0.999,
-            "close": close,
-            "volume": rng.integers(100, 1000, n).astype(float),
-        }
+    bars = synthetic_bars(
+        n_bars=n,
+        symbols=["SYN"],
+        seed=seed,
+        freq="1h",
+        price=100.0,
+        drift=0.0,
+        vol=0.03,
+        open_vol=0.01,
+        volume=(100, 1000),
     )
+    return bars.assign(timestamp=stamps.astype("datetime64[ns, UTC]"))
 
 
 def run_episode(env: SingleAssetEnv, actions: list[Any], seed: int | None = 0) -> list[tuple[dict[str, Any], float]]:
@@ -297,7 +295,7 @@ def test_accounting_invariants(
     timing: str,
     cost_kind: str,
 ) -> None:
-    bars = synthetic_bars(seed)
+    bars = intraday_bars(seed)
     cost = {
         "bps": BpsCost(20.0),
         "per_share": PerShareCost(per_share=0.01, minimum=1.0),

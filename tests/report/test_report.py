@@ -24,16 +24,6 @@ from rltrade.report import RunFiles, render_report, write_report
 # Tests
 
 
-@pytest.fixture(scope="module")
-def full_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_run_dir(tmp_path_factory.mktemp("full"), ensemble=True, trades=True)
-
-
-@pytest.fixture(scope="module")
-def full_html(full_run: Path) -> str:
-    return write_report(full_run).read_text(encoding="utf-8")
-
-
 def test_report_is_written_atomically_next_to_the_run(full_run: Path, full_html: str) -> None:
     assert (full_run / "report.html").is_file()
     leftovers = sorted(p.name for p in full_run.iterdir())

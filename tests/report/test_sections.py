@@ -38,16 +38,6 @@ RUN_ID = "20240501-140327-3f9c2a"
 
 
 @pytest.fixture(scope="module")
-def full_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_run_dir(tmp_path_factory.mktemp("sections"), ensemble=True, trades=True)
-
-
-@pytest.fixture(scope="module")
-def full_html(full_run: Path) -> str:
-    return write_report(full_run).read_text(encoding="utf-8")
-
-
-@pytest.fixture(scope="module")
 def equity(full_run: Path) -> pd.DataFrame:
     return pd.read_csv(full_run / "equity.csv", index_col="timestamp", parse_dates=True)
 

@@ -50,11 +50,6 @@ def _config(store: Path, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("store") / "bars"
-
-
-@pytest.fixture(scope="module")
 def sequential_run(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = parse_config(_config(store))
     result = run_ensemble(

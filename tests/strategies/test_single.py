@@ -53,11 +53,6 @@ def _config(store: Path, **changes: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("store") / "bars"
-
-
-@pytest.fixture(scope="module")
 def two_seed_run(store: Path, tmp_path_factory: pytest.TempPathFactory) -> workflow.RunResult:
     config = parse_config(_config(store))
     return workflow.run(config, tmp_path_factory.mktemp("runs"), n_seeds=2, progress=False)
