@@ -8,11 +8,11 @@ Q-learning, direct reinforcement, ...) is one module with a class like
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any, Protocol
 
 from rltrade.config import ConfigError, RunConfig
+from rltrade.shared.registry import lookup
 
 
 class Agent(Protocol):
@@ -63,8 +63,5 @@ def register(kind: str, target: str) -> None:
 
 def agent_kind(kind: str) -> AgentKind:
     """The :class:`AgentKind` registered as ``kind``."""
-    if kind not in AGENTS:
-        raise ConfigError(f"agent.kind: unknown agent kind {kind!r}; choose one of {', '.join(AGENTS)}")
-    module, _, name = AGENTS[kind].partition(":")
-    built: AgentKind = getattr(importlib.import_module(module), name)()
+    built: AgentKind = lookup(AGENTS, kind, "agent.kind", "agent kind", ConfigError)
     return built

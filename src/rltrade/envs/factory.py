@@ -7,7 +7,6 @@ starting capital.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +15,7 @@ import pandas as pd
 from rltrade.config import ENV_MANAGED, ConfigError, CostConfig, RunConfig
 from rltrade.envs.market import Market
 from rltrade.features.normalize import MinMaxNormalizer, Normalizer, ZScoreNormalizer
+from rltrade.shared.registry import load_target
 
 
 @dataclass(frozen=True)
@@ -47,11 +47,6 @@ ENV_TYPES: dict[str, EnvType] = {
 }
 
 
-def _load(target: str) -> Any:
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def env_type(config: RunConfig) -> EnvType:
     """The registry entry of ``config.env.type``."""
     return ENV_TYPES[config.env.type]
@@ -74,7 +69,7 @@ def env_config_problems(config: RunConfig) -> list[tuple[str, str]]:
     """``env.params`` keys the env's constructor does not take: ``(field, message)`` pairs."""
     import inspect
 
-    accepted = set(inspect.signature(_load(env_type(config).scalar)).parameters)
+    accepted = set(inspect.signature(load_target(env_type(config).scalar)).parameters)
     problems = []
     for key in config.env.params:
         if key not in accepted and key not in ENV_MANAGED:
@@ -116,12 +111,12 @@ def env_kwargs(config: RunConfig, split: str, start: Any = None, end: Any = None
 
 def make_env(config: RunConfig, bars: pd.DataFrame, split: str, start: Any = None, end: Any = None) -> Any:
     """The scalar env of the config on the ``train`` or ``test`` range (or ``start``..``end``)."""
-    return _load(env_type(config).scalar)(bars, **env_kwargs(config, split, start, end))
+    return load_target(env_type(config).scalar)(bars, **env_kwargs(config, split, start, end))
 
 
 def make_training_env(config: RunConfig, bars: pd.DataFrame) -> tuple[Any, Any]:
     """``(vec_env, template)``: the batched training env (``agent.n_envs`` copies) and its scalar form."""
-    venv = _load(env_type(config).batched)(bars, n_envs=config.agent.n_envs, **env_kwargs(config, "train"))
+    venv = load_target(env_type(config).batched)(bars, n_envs=config.agent.n_envs, **env_kwargs(config, "train"))
     return venv, venv.template
 
 

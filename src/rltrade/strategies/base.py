@@ -9,7 +9,6 @@ that method, registered with :func:`register`.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ import pandas as pd
 
 from rltrade.config import ConfigError, RunConfig, check_dates, raise_problems
 from rltrade.runs.evaluate import RunResult
+from rltrade.shared.registry import lookup
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,7 @@ def register(name: str, target: str) -> None:
 
 def get_strategy(name: str) -> Strategy:
     """The strategy registered as ``name``."""
-    if name not in STRATEGIES:
-        raise ConfigError(f"strategy: unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
-    module, _, cls = STRATEGIES[name].partition(":")
-    strategy: Strategy = getattr(importlib.import_module(module), cls)()
+    strategy: Strategy = lookup(STRATEGIES, name, "strategy", "strategy", ConfigError)
     return strategy
 
 
