@@ -18,7 +18,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import pandas as pd
 import yaml
@@ -36,7 +36,10 @@ DEVICES = "cpu, auto (cuda when torch sees a GPU, else cpu), cuda or cuda:N"
 """The torch devices an agent may train on, as an error message lists them."""
 ENV_TYPES: tuple[str, ...] = ("portfolio", "stock_trading", "single_asset")
 BaselineName = Literal["buy_and_hold", "equal_weight", "min_variance", "random", "index"]
-BASELINES: tuple[BaselineName, ...] = ("buy_and_hold", "equal_weight", "min_variance", "random", "index")
+BASELINES: tuple[BaselineName, ...] = get_args(BaselineName)
+"""Every baseline, in table order (the one list; the others are taken from it)."""
+WEIGHT_BASELINES: tuple[str, ...] = BASELINES[:3]
+"""The baselines that are target-weight policies on the agent's bars (the rest: the random agent, the index)."""
 
 # Env constructor parameters the config sets through its own fields (so they cannot also be in env.params).
 ENV_MANAGED = {

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 
-from rltrade.config import AGENT_MANAGED, CONTINUOUS_ONLY, DEVICES, DISCRETE_ONLY, RunConfig
+from rltrade.config import AGENT_MANAGED, ALGORITHMS, CONTINUOUS_ONLY, DEVICES, DISCRETE_ONLY, RunConfig
 from rltrade.errors import RLTradeError
 
 if TYPE_CHECKING:
@@ -35,18 +35,11 @@ def algorithm_class(name: str) -> type[BaseAlgorithm]:
     """The Stable-Baselines3 class of an algorithm name (case-insensitive)."""
     import stable_baselines3 as sb3
 
-    classes: dict[str, type[BaseAlgorithm]] = {
-        "PPO": sb3.PPO,
-        "A2C": sb3.A2C,
-        "DDPG": sb3.DDPG,
-        "TD3": sb3.TD3,
-        "SAC": sb3.SAC,
-        "DQN": sb3.DQN,
-    }
-    try:
-        return classes[name.upper()]
-    except KeyError:
-        raise AgentError(f"unknown algorithm {name!r}; choose one of {', '.join(classes)}") from None
+    upper = name.upper()
+    if upper not in ALGORITHMS:  # the config's one list of algorithms; each is a class of that name in SB3
+        raise AgentError(f"unknown algorithm {name!r}; choose one of {', '.join(ALGORITHMS)}")
+    cls: type[BaseAlgorithm] = getattr(sb3, upper)
+    return cls
 
 
 def check_action_space(algorithm: str, space: gym.Space[Any]) -> None:

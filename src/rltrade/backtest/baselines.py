@@ -30,6 +30,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from rltrade.backtest.runner import Trajectory, random_policy, run_policy
+from rltrade.config import BASELINES, WEIGHT_BASELINES
 from rltrade.envs.costs import CostModel
 from rltrade.envs.market import Market
 from rltrade.envs.portfolio import PortfolioEnv
@@ -38,11 +39,8 @@ from rltrade.errors import DataValidationError
 
 log = logging.getLogger(__name__)
 
-BASELINE_NAMES: tuple[str, ...] = ("buy_and_hold", "equal_weight", "min_variance", "random", "index")
-"""Every baseline; :func:`weight_baselines` runs the first three."""
-
-WEIGHT_BASELINES: tuple[str, ...] = ("buy_and_hold", "equal_weight", "min_variance")
-"""The baselines :func:`weight_baselines` runs."""
+BASELINE_NAMES: tuple[str, ...] = BASELINES
+"""Every baseline; :func:`weight_baselines` runs the weight baselines (:data:`WEIGHT_BASELINES`)."""
 
 MAX_INDEX_GAP = 5
 """Most consecutive timestamps :func:`index_baseline` fills with the last earlier index level."""

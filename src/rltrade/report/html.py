@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rltrade.config import BASELINES
 from rltrade.data.annualization import Annualization
 from rltrade.report import analytics
 from rltrade.runs import Run
@@ -37,8 +38,7 @@ logger = logging.getLogger(__name__)
 
 REPORT_NAME = "report.html"
 
-# Strategies the backtest runs next to the agents. Every other equity column is an agent.
-BASELINES = ("buy_and_hold", "equal_weight", "min_variance", "random", "index")
+# Strategies the backtest runs next to the agents (rltrade.config.BASELINES). Every other equity column is an agent.
 
 _SEED_SUFFIX = re.compile(r"^(?P<base>.+)_seed(?P<seed>\d+)$")
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rltrade.config import RunConfig
+from rltrade.config import WEIGHT_BASELINES, RunConfig
 from rltrade.errors import RLTradeError
 from rltrade.runs.manifest import annualization_of
 from rltrade.shared.files import is_intraday, write_csv, write_json
@@ -120,7 +120,7 @@ def evaluate(
             columns["random"].append(name)
             env = random_env()
             record(name, random_agent(env, seed))
-    names = [n for n in config.baselines.names if n in ("buy_and_hold", "equal_weight", "min_variance")]
+    names = [n for n in config.baselines.names if n in WEIGHT_BASELINES]
     if names:
         stage("running the baselines")
         template = random_env()
@@ -141,7 +141,7 @@ def evaluate(
     if index_close is not None:
         equity["index"] = index_baseline(index_close, timestamps, config.env.initial_value)
     order = [c for group in groups for c in columns[group]]
-    order += [n for n in ("buy_and_hold", "equal_weight", "min_variance") if n in equity]
+    order += [n for n in WEIGHT_BASELINES if n in equity]
     order += columns.get("random", []) + (["index"] if "index" in equity else [])
     frame = pd.DataFrame({name: equity[name].to_numpy() for name in order}, index=timestamps)
     frame.index.name = "timestamp"
