@@ -1,7 +1,7 @@
 """Stable-Baselines3 algorithms as :class:`~rltrade.agents.base.Agent` (``agent.kind: sb3``).
 
-``agent.algorithm`` names the class (PPO, A2C, DDPG, TD3, SAC, DQN); the ensemble's quarterly
-training uses the same SB3 factory directly (its Ray tasks ship models as bytes).
+``agent.algorithm`` names the class (PPO, A2C, DDPG, TD3, SAC, DQN), built by
+:mod:`rltrade.agents.factory`.
 """
 
 from __future__ import annotations

@@ -26,10 +26,10 @@ last finished quarter and ends with the same result as an uninterrupted one.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -159,11 +159,12 @@ def train_window_agent(
     seed: int,
     scaler_data: dict[str, Any] | None,
 ) -> bytes:
-    """Train one agent on one window and return the saved model (a zip, as bytes).
+    """Train one agent on one window and return it saved (the bytes of its model file).
 
     A plain function of its arguments, so it runs the same in this process or as a Ray task.
+    The agent is built, trained and saved through the Agent protocol (``agent.kind``).
     """
-    from rltrade.agents.factory import make_agent, train_agent
+    from rltrade.agents.base import agent_kind
     from rltrade.agents.scaling import VecScaledObservation
     from rltrade.envs.factory import env_kwargs
     from rltrade.envs.vec import BatchedStockTradingEnv
@@ -174,20 +175,19 @@ def train_window_agent(
     venv: Any = BatchedStockTradingEnv(bars, n_envs=config.agent.n_envs, **kwargs)
     if scaler_data is not None:
         venv = VecScaledObservation(venv, venv.template, normalizer_from_dict(scaler_data))
-    model = make_agent(
-        agent,
-        venv,
-        seed=seed,
-        params=config.ensemble.params_of(agent),
-        policy=config.agent.policy,
-        policy_kwargs=config.agent.policy_kwargs,
-        device=config.agent.device,
-        torch_threads=config.agent.torch_threads,
-    )
-    train_agent(model, timesteps, progress=False)
-    buffer = io.BytesIO()
-    model.save(buffer)
-    return buffer.getvalue()
+    one = agent_config(config, agent)
+    kind = agent_kind(one.agent.kind)
+    trained = kind.build(one, venv, seed=seed).learn(timesteps, progress=False)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / kind.model_file(seed)
+        trained.save(path)
+        return path.read_bytes()
+
+
+def agent_config(config: RunConfig, agent: str) -> RunConfig:
+    """The config as one of the ensemble's agents sees it: ``agent.algorithm`` and its ``ensemble.params``."""
+    section = config.agent.model_copy(update={"algorithm": agent.upper(), "params": config.ensemble.params_of(agent)})
+    return config.model_copy(update={"agent": section})
 
 
 class _Trainer:
@@ -217,10 +217,15 @@ class _Trainer:
 
 
 def _load_model(agent: str, data: bytes, config: RunConfig) -> Any:
-    from rltrade.agents.factory import algorithm_class, set_torch_threads
+    """The trained agent from :func:`train_window_agent`'s bytes (an :class:`~rltrade.agents.base.Agent`)."""
+    from rltrade.agents.base import agent_kind
 
-    set_torch_threads(config.agent.torch_threads)
-    return algorithm_class(agent).load(io.BytesIO(data), device=config.agent.device)
+    one = agent_config(config, agent)
+    kind = agent_kind(one.agent.kind)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / kind.model_file(0)
+        path.write_bytes(data)
+        return kind.load(one, path)
 
 
 # ----------------------------------------------------------------------------------- state files
@@ -449,7 +454,6 @@ def _run_quarter(
     stage: Callable[[str], None],
     periods_per_year: int = 252,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Trajectory]]:
-    from rltrade.agents.factory import deterministic_policy
     from rltrade.agents.scaling import ScaledObservation, fit_feature_scaler
 
     ens = config.ensemble
@@ -484,7 +488,7 @@ def _run_quarter(
             config, bars, day(start), day(end), market=market, turbulence_threshold=env_threshold, **account
         )
         env = ScaledObservation(env, scaler) if scaler is not None else env
-        return run_policy(env, deterministic_policy(models[agent]), seed=seed)
+        return run_policy(env, models[agent].predict, seed=seed)
 
     sharpes = {a: validation_sharpe(trade(a, quarter.val_start, quarter.trade_start), periods_per_year) for a in agents}
     picked = max(agents, key=lambda a: -np.inf if np.isnan(sharpes[a]) else sharpes[a])
