@@ -233,7 +233,8 @@ class EnsembleConfig(_Model):
 
     Each quarter the agents train on a window growing from ``train.start`` to the validation
     window, are validated on ``validation_window`` bars, and the one with the best validation
-    Sharpe (√252) trades the next ``rebalance_window`` bars, carrying cash and holdings over.
+    Sharpe (annualised with the bars per year of the data) trades the next ``rebalance_window``
+    bars, carrying cash and holdings over.
     """
 
     agents: list[str] = Field(default_factory=lambda: ["PPO", "A2C", "DDPG"])
@@ -422,10 +423,10 @@ _NOT_PATHS = frozenset({"sample", "yahoo", "alpaca"})
 
 
 def _resolve_path(value: str, base: Path) -> str:
+    if "://" in value:  # a URI: not a local path
+        return value
     expanded = Path(value).expanduser()
-    if "://" in value or expanded.is_absolute():
-        return str(expanded) if "://" not in value else value
-    return str((base / expanded).resolve())
+    return str(expanded if expanded.is_absolute() else (base / expanded).resolve())
 
 
 def _resolve_source(spec: Any, base: Path) -> Any:

@@ -1,26 +1,9 @@
 """The main job: ``rltrade run CONFIG`` dispatches the config's strategy (``rltrade.run``).
 
-:func:`train` trains one agent per seed on the training range and writes a run directory;
-:func:`backtest` trades the saved agents over the test range (out of sample), runs the baselines on
-the same dates with the same costs and timing, and scores everything; :func:`write_run_report`
-renders ``report.html``; :func:`run` does the three. The run directory holds::
-
-    config.yaml      the validated config (defaults filled in)
-    manifest.json    dataset content hash, feature scaler, package versions, git commit, seeds, dates
-    models/          one SB3 zip per seed (seed_<s>.zip)
-    equity.csv       portfolio value per test bar: the agent (per seed) and each baseline
-    weights.csv      value weights per bar and strategy (symbols, then cash)
-    trades.csv       holdings changes per bar (stock_trading and single_asset envs)
-    costs.csv        cost paid per bar and strategy (currency)
-    metrics.json     one object of metrics per column of equity.csv
-    summary.json     statistics over seeds (mean ± std, Sharpe CI, PSR, Welch t-test vs random)
-    report.html      self-contained report
-    backtests/       re-backtests over other ranges (``rltrade backtest RUN_DIR --start --end``),
-                     one folder each with its own backtest.json, equity, metrics and report
-
-Timestamps in the CSV files are dates for daily bars and full UTC timestamps for intraday bars.
-Annualised figures use the bars per year of the data (:mod:`rltrade.data.annualization`),
-recorded in the manifest under ``annualization``.
+:func:`load` reads and checks a YAML config; :func:`run` looks its ``strategy`` up in the
+registry (:mod:`rltrade.strategies.base`) and runs it. The single-agent steps (:func:`train`,
+:func:`backtest`) and the scoring (:func:`evaluate`) are re-exported from where they live; the
+run directory they write is described in :mod:`rltrade.runs`.
 """
 
 from __future__ import annotations
@@ -94,10 +77,9 @@ def run(
     ``max_quarters``, ``resume``, ``use_ray``, ``ray_address``); a single agent takes none.
     Printing the result prints its metrics table.
     """
-    if isinstance(config, RunConfig):
+    if isinstance(config, RunConfig):  # checked by the strategy itself (check_config) before it reads data
         if overrides:
             raise ConfigError("overrides apply to a YAML config path; change a RunConfig with model_copy(update=...)")
-        config = check_config(config)
     else:
         config = load(config, overrides)
     strategy = get_strategy(config.strategy)

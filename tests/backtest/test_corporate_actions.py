@@ -36,6 +36,15 @@ def _independent_buy_and_hold(bars: pd.DataFrame, initial: float) -> pd.Series:
     return values
 
 
+def _buy_and_hold(bars: pd.DataFrame) -> pd.Series:
+    """rltrade's buy-and-hold over the whole excerpt: no costs, filled at the next close."""
+    start = bars["timestamp"].min()
+    baselines = weight_baselines(
+        bars, start=start, end=None, cost=None, timing="next_close", initial_value=1e6, names=["buy_and_hold"]
+    )
+    return baselines["buy_and_hold"].equity("buy_and_hold")
+
+
 def test_the_fixture_has_the_split(bars: pd.DataFrame) -> None:
     raw = bars[bars["symbol"] == "AAPL"].set_index("timestamp")["close"]
     assert raw.pct_change().min() < -0.49  # the raw close halves: what a naive backtest trades
@@ -46,16 +55,7 @@ def test_the_fixture_has_the_split(bars: pd.DataFrame) -> None:
 
 
 def test_buy_and_hold_through_a_split_matches_adjusted_prices(bars: pd.DataFrame) -> None:
-    traj = weight_baselines(
-        bars,
-        start=bars["timestamp"].min(),
-        end=None,
-        cost=None,
-        timing="next_close",
-        initial_value=1e6,
-        names=["buy_and_hold"],
-    )["buy_and_hold"]
-    equity = traj.equity("buy_and_hold")
+    equity = _buy_and_hold(bars)
     expected = _independent_buy_and_hold(bars, 1e6)
     np.testing.assert_allclose(equity.to_numpy(), expected.loc[equity.index].to_numpy(), rtol=1e-9)
     day = equity.pct_change().loc[SPLIT_DAY]
@@ -66,16 +66,7 @@ def test_raw_basis_trades_the_split_as_a_crash(bars: pd.DataFrame) -> None:
     """The opt-out really trades the stored close (so the test above can fail)."""
     raw = adjust_prices(bars, "raw")
     assert "adj_close" not in raw.columns and raw.attrs["prices"] == "raw"
-    traj = weight_baselines(
-        raw,
-        start=raw["timestamp"].min(),
-        end=None,
-        cost=None,
-        timing="next_close",
-        initial_value=1e6,
-        names=["buy_and_hold"],
-    )["buy_and_hold"]
-    assert traj.equity("x").pct_change().loc[SPLIT_DAY] < -0.10
+    assert _buy_and_hold(raw).pct_change().loc[SPLIT_DAY] < -0.10
 
 
 @pytest.mark.parametrize("env_name", ["portfolio", "stock_trading", "single_asset"])

@@ -22,7 +22,7 @@ from rltrade.backtest.baselines import WEIGHT_BASELINES, weight_baselines
 from rltrade.backtest.metrics import MetricsTable, metrics_table, metrics_table_frame
 from rltrade.backtest.runner import Trajectory, run_policy
 from rltrade.data.adjust import adjust_prices
-from rltrade.data.annualization import annualization
+from rltrade.data.annualization import Market, annualization
 from rltrade.errors import RLTradeError
 
 
@@ -62,7 +62,7 @@ class Backtest:
         initial_value: float = 1_000_000.0,
         baselines: Sequence[str] = ("buy_and_hold", "equal_weight"),
         freq: str | None = None,
-        market: str = "auto",
+        market: Market = "auto",
     ) -> None:
         config = getattr(policy, "config", None)
         if config is not None:  # a trained policy: the run's own costs, timing and capital for the baselines too
@@ -126,5 +126,5 @@ class Backtest:
         equity = pd.DataFrame({n: t.values for n, t in self.trajectories.items()}, index=traj.timestamps)
         turnover = pd.DataFrame({n: t.turnover for n, t in self.trajectories.items()}, index=traj.timestamps)
         stamps = pd.DatetimeIndex(pd.unique(self.bars["timestamp"]))
-        ppy = annualization(stamps, self.freq, self.market).periods_per_year  # type: ignore[arg-type]
+        ppy = annualization(stamps, self.freq, self.market).periods_per_year
         return metrics_table_frame(metrics_table(equity, turnover, periods_per_year=ppy))

@@ -78,6 +78,21 @@ def corporate_actions(bars: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[moved.to_numpy()].reset_index(drop=True)
 
 
+def price_basis(bars: pd.DataFrame) -> str:
+    """The prices ``bars`` trade on, for the manifest and the report.
+
+    ``"adjusted"`` or ``"raw"`` after :func:`adjust_prices`; for bars without ``adj_close``,
+    ``"source-adjusted"`` when the store marks every symbol adjusted, else ``"as stored"``.
+    """
+    if "prices" in bars.attrs:
+        return str(bars.attrs["prices"])
+    if "adj_close" in bars.columns:
+        return "adjusted"  # not adjusted yet, but every env adjusts them (Market)
+    adjusted = bars.attrs.get("adjusted")
+    source = isinstance(adjusted, dict) and bool(adjusted) and all(adjusted.values())
+    return "source-adjusted" if source else "as stored"
+
+
 def adjust_prices(bars: pd.DataFrame, basis: PriceBasis = "adjusted") -> pd.DataFrame:
     """The bars rltrade trades: OHLC scaled by ``adj_close / close`` (``basis="adjusted"``), or raw.
 
@@ -92,17 +107,13 @@ def adjust_prices(bars: pd.DataFrame, basis: PriceBasis = "adjusted") -> pd.Data
     Returns
     -------
     pandas.DataFrame
-        A copy without ``adj_close`` (the input itself when it has none); ``attrs`` kept, with
-        ``attrs["prices"]`` set to ``"adjusted"``, ``"raw"``, or, without ``adj_close``,
-        ``"source-adjusted"`` (the store marks every symbol adjusted) or ``"as stored"``.
+        A copy without ``adj_close`` with ``attrs`` kept and ``attrs["prices"]`` set to
+        ``"adjusted"`` or ``"raw"``; the input itself, untouched, when it has no ``adj_close``.
     """
     if basis not in PRICE_BASES:
         raise DataValidationError(f"unknown price basis {basis!r}; use one of {', '.join(PRICE_BASES)}")
     if "adj_close" not in bars.columns:
-        adjusted = bars.attrs.get("adjusted")
-        source = isinstance(adjusted, dict) and bool(adjusted) and all(adjusted.values())
-        bars.attrs.setdefault("prices", "source-adjusted" if source else "as stored")
-        return bars
+        return bars  # nothing to adjust (and the caller's frame is left as it is): see price_basis
     attrs = dict(bars.attrs)
     if basis == "raw":
         actions = corporate_actions(bars)

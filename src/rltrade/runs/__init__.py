@@ -4,7 +4,7 @@
 report, the CLI, later the signals job, the brokers and the web page) goes through
 :meth:`Run.open`, and :func:`load_policy` rebuilds a trained policy from it.
 
-Layout (:mod:`rltrade.runs.layout`)::
+Layout::
 
     config.yaml      the validated config (defaults filled in, paths absolute)
     manifest.json    dataset hash, scaler, price basis, annualisation, versions, git commit, seeds

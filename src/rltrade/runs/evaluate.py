@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from rltrade.config import WEIGHT_BASELINES, RunConfig
+from rltrade.data.annualization import Annualization
 from rltrade.errors import RLTradeError
 from rltrade.runs.manifest import annualization_of
 from rltrade.shared.files import is_intraday, write_csv, write_json
@@ -38,7 +39,7 @@ class RunResult:
     metrics: dict[str, dict[str, float]]
     summary: dict[str, Any] | None
     agent_columns: tuple[str, ...]
-    annualization: Any = None
+    annualization: Annualization
 
     @property
     def table(self) -> Any:
@@ -48,8 +49,7 @@ class RunResult:
         return metrics_table_frame(self.metrics)
 
     def __str__(self) -> str:
-        basis = f"; annualised with {self.annualization.basis}" if self.annualization is not None else ""
-        return f"{self.run_dir}{basis}\n{self.table}"
+        return f"{self.run_dir}; annualised with {self.annualization.basis}\n{self.table}"
 
 
 def column_name(group: str, seed: int, first_seed: int) -> str:

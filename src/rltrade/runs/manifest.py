@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from rltrade.config import RunConfig
+from rltrade.data.adjust import price_basis
 from rltrade.runs.files import MANIFEST_VERSION, git_commit, versions
 
 
@@ -58,7 +59,7 @@ def base_manifest(
         "features": features,
         "feature_scaler": None,
         "initial_value": config.env.initial_value,
-        "prices": bars.attrs.get("prices", config.data.prices),
+        "prices": price_basis(bars),
         "annualization": annualization_of(config, bars).to_dict(),
         "packages": versions(),
         "platform": platform.platform(),

@@ -88,7 +88,21 @@ class Policy:
         return self(obs)
 
 
-def load_policy(run_dir: str | Path, seed: int | None = None, config: RunConfig | None = None) -> Policy:
+def refuse_ensemble(run_dir: Path, manifest: dict[str, Any]) -> None:
+    """:class:`ConfigError` for an ensemble run: it has no policy per seed (it trades quarter by quarter)."""
+    if manifest.get("strategy") == "ensemble":
+        raise ConfigError(
+            f"{run_dir.name} is an ensemble run: it trades quarter by quarter inside `rltrade run` "
+            "(continue it with `rltrade run CONFIG --resume RUN_DIR`); its results are in equity.csv and quarters.csv"
+        )
+
+
+def load_policy(
+    run_dir: str | Path,
+    seed: int | None = None,
+    config: RunConfig | None = None,
+    manifest: dict[str, Any] | None = None,
+) -> Policy:
     """The trained policy of ``run_dir`` for ``seed`` (default: the run's first seed).
 
     Parameters
@@ -99,6 +113,8 @@ def load_policy(run_dir: str | Path, seed: int | None = None, config: RunConfig 
         One of the run's seeds.
     config:
         The run's config with changes (e.g. another test range); default ``RUN_DIR/config.yaml``.
+    manifest:
+        The run's manifest when the caller has read it already; default ``RUN_DIR/manifest.json``.
 
     Raises
     ------
@@ -109,12 +125,8 @@ def load_policy(run_dir: str | Path, seed: int | None = None, config: RunConfig 
     from rltrade.features.normalize import normalizer_from_dict
 
     root = Path(run_dir)
-    manifest = read_manifest(root)
-    if manifest.get("strategy") == "ensemble":
-        raise ConfigError(
-            f"{root.name} is an ensemble run: it trades quarter by quarter inside `rltrade run` "
-            "(continue it with `rltrade run CONFIG --resume RUN_DIR`); its results are in equity.csv and quarters.csv"
-        )
+    manifest = manifest if manifest is not None else read_manifest(root)
+    refuse_ensemble(root, manifest)
     config = config if config is not None else load_config(root / "config.yaml")
     seeds = [int(s) for s in manifest.get("seeds", [])]
     seed = seeds[0] if seed is None and seeds else seed

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from rltrade.config import ConfigError, RunConfig, load_config
+from rltrade.data.adjust import price_basis
 from rltrade.envs.factory import fit_scaler, make_env, make_training_env
 from rltrade.runs.evaluate import RunResult, evaluate
 from rltrade.runs.files import MANIFEST_VERSION, read_manifest
@@ -189,13 +190,12 @@ def backtest(
     RunResult
         Its ``run_dir`` is the folder the results were written to.
     """
-    from rltrade.runs.policy import load_policy
+    from rltrade.runs.policy import load_policy, refuse_ensemble
 
     stage = on_stage or (lambda message: log.info("%s", message))
     run_dir = Path(run_dir)
     config, manifest = _load_run(run_dir)
-    if manifest.get("strategy") == "ensemble":
-        load_policy(run_dir)  # raises the ensemble's error
+    refuse_ensemble(run_dir, manifest)
     other_range = start is not None or end is not None
     if other_range:
         lo, hi = backtest_range(config, start, end)
@@ -209,7 +209,7 @@ def backtest(
     trajectories: dict[int, Any] = {}
     for seed in manifest["seeds"]:
         stage(f"backtesting {config.agent.algorithm} seed {seed}")
-        policy = load_policy(run_dir, seed, config)
+        policy = load_policy(run_dir, seed, config, manifest)
         trajectories[seed] = policy.trade(bars, progress=f"backtest seed {seed}" if progress else False)
     groups = {config.agent.algorithm.lower(): trajectories}
 
@@ -219,9 +219,8 @@ def backtest(
 
     if not other_range:
         result = score(run_dir)
-        manifest = read_manifest(run_dir)
         manifest["annualization"] = result.annualization.to_dict()
-        manifest.setdefault("prices", bars.attrs.get("prices", config.data.prices))
+        manifest.setdefault("prices", price_basis(bars))
         write_json(run_dir / "manifest.json", manifest)
         return result
     final = run_dir / "backtests" / f"{config.test.start}_{config.test.end}"
@@ -250,7 +249,7 @@ def backtest(
                 "last_bar": stamp_text(stamps[-1]),
                 "bars": len(stamps),
                 "annualization": result.annualization.to_dict(),
-                "prices": bars.attrs.get("prices", config.data.prices),
+                "prices": price_basis(bars),
                 "dataset_hash": bars.attrs.get("content_hash"),
                 "warning": warning,
                 "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -293,6 +292,7 @@ class SingleAgent:
             raise ConfigError(f"{flags}: apply to `strategy: ensemble` configs, not to a single agent")
         started = time.perf_counter()
         stage = on_stage or (lambda message: log.info("%s", message))
+        check_config(config)  # before any data is read
         stage("loading data")
         bars, index_close = load_data(config, progress)
         run_dir = train(config, runs_dir, n_seeds, progress=progress, bars=bars, on_stage=on_stage)
