@@ -51,8 +51,6 @@ ENV_MANAGED = {
     "start": "train/test",
     "end": "train/test",
     "initial_value": "env.initial_value",
-    "initial_cash": "env.initial_value",
-    "initial_capital": "env.initial_value",
     "random_start": "agent.random_start",
     "episode_length": "agent.episode_length",
 }

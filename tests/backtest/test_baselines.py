@@ -222,7 +222,7 @@ def test_baselines_are_causal(sp500_small: pd.DataFrame) -> None:
 
 
 def test_random_agent_is_deterministic_per_seed(aapl_ibm: pd.DataFrame) -> None:
-    env = StockTradingEnv(aapl_ibm, hmax=20, initial_cash=1e5)
+    env = StockTradingEnv(aapl_ibm, hmax=20, initial_value=1e5)
     a, b, c = random_agent(env, seed=4), random_agent(env, seed=4), random_agent(env, seed=5)
     np.testing.assert_array_equal(a.values, b.values)
     np.testing.assert_array_equal(a.holdings, b.holdings)

@@ -71,7 +71,7 @@ def test_metrics_match_numpy_definitions() -> None:
     assert math.isnan(m["turnover"])
 
 
-def test_max_drawdown_of_a_hand_made_curve_counts_the_initial_capital_as_a_peak() -> None:
+def test_max_drawdown_of_a_hand_made_curve_counts_the_initial_value_as_a_peak() -> None:
     index = pd.date_range("2020-01-01", periods=6, freq="D")
     assert performance_metrics(pd.Series([100.0, 80.0, 120.0, 60.0, 90.0, 130.0], index=index))[
         "max_drawdown"

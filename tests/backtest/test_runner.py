@@ -93,7 +93,7 @@ def test_frames_and_series(sp500_small: pd.DataFrame) -> None:
 
 
 def test_stock_trading_trajectory(aapl_ibm: pd.DataFrame) -> None:
-    env = StockTradingEnv(aapl_ibm, hmax=50, initial_cash=1e5, cost=BpsCost(10))
+    env = StockTradingEnv(aapl_ibm, hmax=50, initial_value=1e5, cost=BpsCost(10))
     trajectory = run_policy(env, random_policy(env.action_space, 1), seed=0)
     infos = manual_episode(env, random_policy(env.action_space, 1), seed=0)
     assert_common(trajectory, infos, 1e5)
@@ -113,7 +113,7 @@ def test_stock_trading_trajectory(aapl_ibm: pd.DataFrame) -> None:
 def test_single_asset_trajectory(aapl_ibm: pd.DataFrame, contract: FuturesContract | None) -> None:
     cost = PerShareCost(0.01, 1.0)
     env = SingleAssetEnv(
-        aapl_ibm, symbol="AAPL", state="0", cost=cost, contract=contract, reward="profit", initial_capital=2e4
+        aapl_ibm, symbol="AAPL", state="0", cost=cost, contract=contract, reward="profit", initial_value=2e4
     )
     trajectory = run_policy(env, random_policy(env.action_space, 2), seed=0)
     infos = manual_episode(env, random_policy(env.action_space, 2), seed=0)

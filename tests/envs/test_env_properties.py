@@ -146,7 +146,7 @@ def test_portfolio_accounting(
     cost=st.sampled_from(COSTS),
     timing=st.sampled_from(TIMINGS),
     hmax=st.integers(1, 200),
-    initial_cash=st.sampled_from([0.0, 50.0, 1e4, 1e6]),
+    initial_value=st.sampled_from([0.0, 50.0, 1e4, 1e6]),
     threshold=st.one_of(st.none(), st.floats(0.0, 10.0)),
     seed=st.integers(0, 2**16),
 )
@@ -155,7 +155,7 @@ def test_stock_trading_accounting(
     cost: LinearCost,
     timing: str,
     hmax: int,
-    initial_cash: float,
+    initial_value: float,
     threshold: float | None,
     seed: int,
 ) -> None:
@@ -165,7 +165,7 @@ def test_stock_trading_accounting(
         cost=cost,
         timing=timing,
         hmax=hmax,
-        initial_cash=initial_cash,
+        initial_value=initial_value,
         turbulence_threshold=threshold,
         turbulence_window=5,
     )

@@ -188,7 +188,7 @@ def test_log_return_reward_includes_cost(eurusd: pd.DataFrame) -> None:
 def test_futures_multiplier_margin_and_integer_contracts(eurusd: pd.DataFrame) -> None:
     contract = FuturesContract(multiplier=300, margin_rate=0.12)
     env = SingleAssetEnv(
-        eurusd, state="0", reward="profit", contract=contract, units=50, initial_capital=1000.0, cost=BpsCost(1.0)
+        eurusd, state="0", reward="profit", contract=contract, units=50, initial_value=1000.0, cost=BpsCost(1.0)
     )
     _, info = env.reset(seed=0)
     _, _, _, _, info = env.step(2)
@@ -207,7 +207,7 @@ def test_futures_multiplier_margin_and_integer_contracts(eurusd: pd.DataFrame) -
 def test_margin_cut_keeps_whole_contracts(eurusd: pd.DataFrame, cost: Any, continuous: bool) -> None:
     contract = FuturesContract(multiplier=300, margin_rate=0.12)
     env = SingleAssetEnv(
-        eurusd, state="0", contract=contract, units=40, initial_capital=1500.0, cost=cost, continuous=continuous
+        eurusd, state="0", contract=contract, units=40, initial_value=1500.0, cost=cost, continuous=continuous
     )
     env.reset(seed=0)
     for action in ([0.7], [-1.0], [0.2]) if continuous else (2, 0, 2):
@@ -218,7 +218,7 @@ def test_margin_cut_keeps_whole_contracts(eurusd: pd.DataFrame, cost: Any, conti
 
 
 def test_shares_cannot_be_bought_on_credit(eurusd: pd.DataFrame) -> None:
-    env = SingleAssetEnv(eurusd, state="0", units=10_000_000, initial_capital=1000.0, cost=BpsCost(10.0))
+    env = SingleAssetEnv(eurusd, state="0", units=10_000_000, initial_value=1000.0, cost=BpsCost(10.0))
     env.reset(seed=0)
     _, _, _, _, info = env.step(2)
     assert info["cash"] >= 0 and info["cash"] < 1.0  # all in, not beyond
@@ -311,7 +311,7 @@ def test_accounting_invariants(
         by_day=by_day,
         contract=contract,
         units=3 if use_contract else None,
-        initial_capital=5_000.0 if use_contract else 100_000.0,
+        initial_value=5_000.0 if use_contract else 100_000.0,
         forward_reward=forward_reward,
         timing=timing,
         cost=cost,

@@ -43,7 +43,7 @@ def tiny_bars(n_days: int = 8) -> pd.DataFrame:
 
 
 def tiny_env(**kwargs: Any) -> StockTradingEnv:
-    params: dict[str, Any] = {"features": ["log_return"], "hmax": 10, "initial_cash": 100.0, "cost": None}
+    params: dict[str, Any] = {"features": ["log_return"], "hmax": 10, "initial_value": 100.0, "cost": None}
     params.update(kwargs)
     return StockTradingEnv(tiny_bars(), **params)
 
@@ -68,7 +68,7 @@ def test_defaults_on_ohlcv_use_finrl_indicators_and_the_next_open(stocks_bars: p
 
 
 def test_state_layout_is_computed(ohlcv_bars: pd.DataFrame) -> None:
-    env = StockTradingEnv(ohlcv_bars, initial_cash=5e5)
+    env = StockTradingEnv(ohlcv_bars, initial_value=5e5)
     obs, info = env.reset(seed=0)
     layout, market, t = env.state_layout, env.market, info["bar"]
     assert list(layout) == ["cash", "price", "shares", *FINRL_INDICATORS]
@@ -82,7 +82,7 @@ def test_state_layout_is_computed(ohlcv_bars: pd.DataFrame) -> None:
 
 
 def test_actions_become_integer_shares_truncated_toward_zero() -> None:
-    env = tiny_env(initial_cash=1_000.0)
+    env = tiny_env(initial_value=1_000.0)
     env.reset(seed=0)
     obs, _, _, _, info = env.step(np.array([0.999, 0.35]))  # 9.99 -> 9, 3.5 -> 3
     np.testing.assert_array_equal(info["shares"], [9.0, 3.0])
@@ -115,7 +115,7 @@ def test_buys_are_limited_by_cash_including_costs_largest_action_first() -> None
     _, _, _, _, info = env.step(np.array([0.5, 1.0]))  # B first: 5 x 19 + 5 = 100; nothing left for A
     np.testing.assert_array_equal(info["shares"], [0.0, 5.0])
     assert info["cash"] == 0.0 and info["cost"] == 5.0
-    env = tiny_env(initial_cash=90.0, cost=PerShareCost(per_share=0.0, minimum=5.0))
+    env = tiny_env(initial_value=90.0, cost=PerShareCost(per_share=0.0, minimum=5.0))
     env.reset(seed=0)
     _, _, _, _, info = env.step(np.array([0.5, 1.0]))  # B: 4 x 19 + 5 = 81 (5 would need 100); A: 9 left < 16
     np.testing.assert_array_equal(info["shares"], [0.0, 4.0])
@@ -123,7 +123,7 @@ def test_buys_are_limited_by_cash_including_costs_largest_action_first() -> None
 
 
 def test_a_sale_whose_minimum_fee_exceeds_cash_and_proceeds_is_skipped() -> None:
-    env = tiny_env(initial_cash=0.0, initial_shares=[1, 0], cost=PerShareCost(per_share=0.01, minimum=50.0))
+    env = tiny_env(initial_value=0.0, initial_shares=[1, 0], cost=PerShareCost(per_share=0.01, minimum=50.0))
     env.reset(seed=0)
     _, _, _, _, info = env.step(np.array([-1.0, 0.0]))
     assert info["cash"] == 0.0 and info["shares"][0] == 1.0 and info["cost"] == 0.0

@@ -1,8 +1,8 @@
 """Envs from a run config: one registry of env types instead of ``env.type ==`` ladders.
 
 A new env type is one :class:`EnvType` entry in :data:`ENV_TYPES` (and its name in the config's
-``env.type``): its scalar class, its batched class and the name its constructor gives the
-starting capital.
+``env.type``): its scalar class and its batched class. Every env constructor names the starting
+capital ``initial_value``, as the config does (``env.initial_value``).
 """
 
 from __future__ import annotations
@@ -24,23 +24,17 @@ class EnvType:
 
     scalar: str
     batched: str
-    capital: str
     features: bool = True
     scaled: bool = True
 
 
 ENV_TYPES: dict[str, EnvType] = {
-    "portfolio": EnvType(
-        "rltrade.envs.portfolio:PortfolioEnv", "rltrade.envs.vec:BatchedPortfolioEnv", "initial_value"
-    ),
-    "stock_trading": EnvType(
-        "rltrade.envs.stock_trading:StockTradingEnv", "rltrade.envs.vec:BatchedStockTradingEnv", "initial_cash"
-    ),
+    "portfolio": EnvType("rltrade.envs.portfolio:PortfolioEnv", "rltrade.envs.vec:BatchedPortfolioEnv"),
+    "stock_trading": EnvType("rltrade.envs.stock_trading:StockTradingEnv", "rltrade.envs.vec:BatchedStockTradingEnv"),
     # single_asset builds its own state (signals and log differences): no feature list, nothing to scale
     "single_asset": EnvType(
         "rltrade.envs.single_asset:SingleAssetEnv",
         "rltrade.envs.single_asset:BatchedSingleAssetEnv",
-        "initial_capital",
         features=False,
         scaled=False,
     ),
@@ -99,7 +93,7 @@ def env_kwargs(config: RunConfig, split: str, start: Any = None, end: Any = None
         kwargs["end"] = pd.Timestamp(rng.end) + pd.Timedelta(hours=23, minutes=59)
     else:
         raise ConfigError(f"{split}.end is not set: pass the window's end explicitly")
-    kwargs[kind.capital] = env.initial_value
+    kwargs["initial_value"] = env.initial_value
     if kind.features:
         kwargs["features"] = list(config.features.names)
         kwargs["feature_params"] = dict(config.features.params)

@@ -267,7 +267,7 @@ class _StockTradingCore(BatchedCore):
         timing: ExecutionTiming,
         hmax: int,
         threshold: float | None,
-        initial_cash: float,
+        initial_value: float,
         initial_shares: NDArray[np.float64],
         random_start: bool,
         episode_length: int | None,
@@ -277,10 +277,10 @@ class _StockTradingCore(BatchedCore):
         n_obs = 1 + 2 * n + market.n_features * n
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(n_obs,), dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(n,), dtype=np.float32)
-        super().__init__(market, n_copies, reward, reward_scaling, random_start, episode_length, initial_cash)
+        super().__init__(market, n_copies, reward, reward_scaling, random_start, episode_length, initial_value)
         params = kernel_params(cost)
         self.cost_model = cost
-        self.initial_cash = float(initial_cash)
+        self.initial_value = float(initial_value)
         self.initial_shares = initial_shares
         self.settings = np.array(
             [
@@ -302,7 +302,7 @@ class _StockTradingCore(BatchedCore):
         self.value, self.value_prev, self.step_cost, self.total_cost, self.turnover = self.acct
 
     def _reset_state(self, copies: NDArray[np.intp]) -> None:
-        self.cash[copies] = self.initial_cash
+        self.cash[copies] = self.initial_value
         self.shares[copies] = self.initial_shares
         self.turbulent[copies] = 0
         a = self._arrays
@@ -362,7 +362,7 @@ class StockTradingEnv(CoreEnv):
         dx_30, sma_30, sma_60`` when the bars have high/low, else the six close-based ones.
     hmax:
         Maximum shares traded per stock and step.
-    initial_cash:
+    initial_value:
         Cash at the start of an episode.
     initial_shares:
         Shares held at the start (N integers); default none.
@@ -400,7 +400,7 @@ class StockTradingEnv(CoreEnv):
         bars: pd.DataFrame | None,
         features: Sequence[str] | None = None,
         hmax: int = 100,
-        initial_cash: float = 1e6,
+        initial_value: float = 1e6,
         initial_shares: Sequence[int] | None = None,
         turbulence_threshold: float | None = None,
         turbulence_window: int = DEFAULT_WINDOW,
@@ -417,8 +417,8 @@ class StockTradingEnv(CoreEnv):
     ) -> None:
         if hmax < 1 or int(hmax) != hmax:
             raise EnvConfigError(f"hmax must be a positive integer, got {hmax}")
-        if not np.isfinite(initial_cash) or initial_cash < 0:
-            raise EnvConfigError(f"initial_cash must be >= 0, got {initial_cash}")
+        if not np.isfinite(initial_value) or initial_value < 0:
+            raise EnvConfigError(f"initial_value must be >= 0, got {initial_value}")
         self.cost_model = make_cost(cost)
         params = kernel_params(self.cost_model)
         if features is not None:
@@ -466,7 +466,7 @@ class StockTradingEnv(CoreEnv):
             "reward_scaling": float(reward_scaling),
             "hmax": int(hmax),
             "threshold": turbulence_threshold,
-            "initial_cash": float(initial_cash),
+            "initial_value": float(initial_value),
             "initial_shares": shares0,
             "random_start": random_start,
             "episode_length": episode_length,

@@ -497,7 +497,7 @@ def _run_quarter(
     for name in ["ensemble", *[a.lower() for a in agents]]:
         agent = picked if name == "ensemble" else name.upper()
         account = {
-            "initial_cash": float(carry[name]["cash"]),
+            "initial_value": float(carry[name]["cash"]),
             "initial_shares": [int(s) for s in carry[name]["shares"]],
         }
         traj = trade(agent, quarter.trade_start, quarter.trade_end, **account)

@@ -41,7 +41,7 @@ ACTION_POSITIONS: tuple[int, int, int] = (-1, 0, 1)
 #: Box; real prices never come near it).
 RETURN_BOUND = 1000.0
 
-DEFAULT_INITIAL_CAPITAL = 1_000_000.0
+DEFAULT_INITIAL_VALUE = 1_000_000.0
 #: Without a contract and ``units=None``, |position| = 1 is this fraction of the initial capital
 #: at the episode's first close (room for costs, price rises and short losses without clipping).
 DEFAULT_EXPOSURE = 0.5
@@ -97,7 +97,7 @@ class CoreConfig:
     maintenance_rate: float
     integer_units: bool
     units: float | None
-    initial_capital: float
+    initial_value: float
     random_start: bool
     merge_final_fill: bool  # a session's final fill is its close, where the position is flattened anyway
     has_contract: bool

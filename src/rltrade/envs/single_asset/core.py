@@ -35,7 +35,7 @@ class SingleAssetCore(BatchedCore):
     ) -> None:
         self.observation_space = observation_space
         self.action_space = action_space  # type: ignore[assignment]  # Discrete unless continuous=True
-        super().__init__(market, n_copies, reward, 1.0, cfg.random_start, None, cfg.initial_capital)
+        super().__init__(market, n_copies, reward, 1.0, cfg.random_start, None, cfg.initial_value)
         self.arrays = arrays
         self.cfg = cfg
         self.cost_model = cost
@@ -114,7 +114,7 @@ class SingleAssetCore(BatchedCore):
             self.reward.reset((self.n_copies,), where=mask)
 
     def _reset_state(self, copies: NDArray[np.intp]) -> None:
-        cfg, cap = self.cfg, self.cfg.initial_capital
+        cfg, cap = self.cfg, self.cfg.initial_value
         self.acct[:, copies] = 0.0
         self.acct[0, copies] = cap  # cash
         self.acct[3, copies] = cap  # value just after the last fill

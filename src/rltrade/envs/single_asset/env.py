@@ -17,7 +17,7 @@ from rltrade.envs.market import Market
 from rltrade.envs.rewards import Reward, make_reward
 from rltrade.envs.single_asset.arrays import as_utc, build_arrays, feature_names, select_symbol
 from rltrade.envs.single_asset.config import (
-    DEFAULT_INITIAL_CAPITAL,
+    DEFAULT_INITIAL_VALUE,
     RETURN_BOUND,
     STATE_COLUMNS,
     CoreConfig,
@@ -80,11 +80,11 @@ class SingleAssetEnv(CoreEnv):
         bars have opens, else ``next_close``. ``same_close`` is optimistic (the seed's and FinRL's).
     continuous:
         Box action: a target position in [-1, 1] instead of {short, flat, long}.
-    initial_capital:
+    initial_value:
         Starting cash of every episode.
     units:
         Shares / contracts held at position ±1. None: 1 contract with a ``contract``; otherwise
-        ``0.5·initial_capital / close`` at the episode's first bar. Contracts are whole numbers.
+        ``0.5·initial_value / close`` at the episode's first bar. Contracts are whole numbers.
     start, end:
         Trading range (inclusive; a date alone as ``end`` means that whole day). Bars before
         ``start`` serve as indicator history; bars after ``end`` are dropped before anything is computed.
@@ -115,7 +115,7 @@ class SingleAssetEnv(CoreEnv):
         cost: CostModel | float | None = 10.0,
         timing: ExecutionTiming | str | None = None,
         continuous: bool = False,
-        initial_capital: float = DEFAULT_INITIAL_CAPITAL,
+        initial_value: float = DEFAULT_INITIAL_VALUE,
         units: float | None = None,
         start: Any = None,
         end: Any = None,
@@ -132,8 +132,8 @@ class SingleAssetEnv(CoreEnv):
             raise EnvConfigError(f"look_back must be >= 1, got {look_back}")
         if by_day and episode_length is not None:
             raise EnvConfigError("episode_length applies to continuous episodes; with by_day=True an episode is a day")
-        if not np.isfinite(initial_capital) or initial_capital <= 0:
-            raise EnvConfigError(f"initial_capital must be > 0, got {initial_capital}")
+        if not np.isfinite(initial_value) or initial_value <= 0:
+            raise EnvConfigError(f"initial_value must be > 0, got {initial_value}")
         if units is not None and (not np.isfinite(units) or units <= 0):
             raise EnvConfigError(f"units must be > 0, got {units}")
         if contract is not None and units is not None and float(units) != round(float(units)):
@@ -183,7 +183,7 @@ class SingleAssetEnv(CoreEnv):
             maintenance_rate=1.0 if contract is None else contract.maintenance,
             integer_units=contract is not None,
             units=(1.0 if contract is not None else None) if units is None else float(units),
-            initial_capital=float(initial_capital),
+            initial_value=float(initial_value),
             random_start=bool(random_start),
             merge_final_fill=self.by_day and self.timing.fill_field == "close" and self.timing.fill_offset == 1,
             has_contract=contract is not None,
