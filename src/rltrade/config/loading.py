@@ -1,0 +1,163 @@
+"""Reading a config: YAML (with a check for dates that do not exist), file paths, ``--set`` overrides."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from rltrade.config.bars import RunConfig
+from rltrade.config.base import ConfigError, _format_errors
+
+_NOT_PATHS = frozenset({"sample", "yahoo", "alpaca"})
+
+
+def _resolve_path(value: str, base: Path) -> str:
+    if "://" in value:  # a URI: not a local path
+        return value
+    expanded = Path(value).expanduser()
+    return str(expanded if expanded.is_absolute() else (base / expanded).resolve())
+
+
+def _resolve_source(spec: Any, base: Path) -> Any:
+    if not isinstance(spec, str):
+        return spec
+    kind, sep, arg = spec.partition(":")
+    if not sep or kind in _NOT_PATHS or not arg:
+        return spec
+    return f"{kind}:{_resolve_path(arg, base)}"
+
+
+def resolve_paths(data: Any, base: Path) -> Any:
+    """The config mapping with its file paths made absolute, relative to ``base`` (the config's folder).
+
+    Paths are ``data.source`` and ``data.index.source`` of file sources (``csv:PATH``,
+    ``finrl:PATH``, ...) and a local ``data.store``; URIs (``s3://...``), absolute paths and
+    non-file sources (``sample:``, ``yahoo``, ``alpaca``) are kept. The saved config of a run
+    therefore names absolute paths and reads back from anywhere.
+    """
+    if not isinstance(data, Mapping) or not isinstance(data.get("data"), Mapping):
+        return data
+    section = dict(data["data"])
+    if "source" in section:
+        section["source"] = _resolve_source(section["source"], base)
+    if isinstance(section.get("store"), str) and section["store"]:
+        section["store"] = _resolve_path(section["store"], base)
+    if isinstance(section.get("index"), Mapping) and "source" in section["index"]:
+        section["index"] = {**section["index"], "source": _resolve_source(section["index"]["source"], base)}
+    return {**data, "data": section}
+
+
+def parse_config(data: Mapping[str, Any], source: str = "config") -> RunConfig:
+    """Validate a config mapping; :class:`ConfigError` lists each bad field."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a mapping of fields at the top level, got {type(data).__name__}")
+    try:
+        return RunConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        n = exc.error_count()
+        raise ConfigError(f"{source}: {n} invalid field{'s' if n > 1 else ''}:\n{_format_errors(exc)}") from None
+
+
+class _BadDate(str):
+    """An unquoted YAML date that does not exist (``2017-02-30``), kept as text until it is reported."""
+
+    reason: str
+    line: int
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that keeps an impossible date instead of raising a bare ``ValueError``."""
+
+
+def _construct_timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError as exc:  # the date matches YAML's pattern but does not exist: day 30 of February
+        bad = _BadDate(str(node.value))
+        bad.reason, bad.line = str(exc), node.start_mark.line + 1
+        return bad
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+
+
+def _bad_dates(node: Any, where: str = "") -> list[tuple[str, _BadDate]]:
+    """The impossible dates in a loaded config, with their dotted field names."""
+    if isinstance(node, _BadDate):
+        return [(where or "(top level)", node)]
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    found = []
+    for key, value in items:
+        sub = f"{where}[{key}]" if isinstance(key, int) else (f"{where}.{key}" if where else str(key))
+        found += _bad_dates(value, sub)
+    return found
+
+
+def _read_text(path: Path) -> str:
+    """The config file as text; :class:`ConfigError` when it cannot be read or is not UTF-8 text."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    if b"\0" in raw:
+        raise ConfigError(f"config {path} is not a text file (it holds NUL bytes); a config is YAML text, UTF-8")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"config {path} is not UTF-8 text: byte 0x{raw[exc.start]:02x} on line {line} cannot be decoded; "
+            "save the file as UTF-8"
+        ) from None
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+    """Read and validate a YAML run config.
+
+    Parameters
+    ----------
+    path:
+        The YAML file.
+    overrides:
+        Dotted keys replacing values of the file, e.g. ``{"agent.timesteps": 2048}``.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, not UTF-8 text or not YAML (with the line), holds a date that does not
+        exist (``2017-02-30``, named with its field), or a field is invalid (named).
+    """
+    path = Path(path)
+    text = _read_text(path)
+    try:
+        data = yaml.load(text, Loader=_ConfigLoader)  # safe: a SafeLoader with one more date check
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"config {path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        raise ConfigError(f"config {path} is empty")
+    # the file's paths are relative to its folder; paths given as overrides (--set) to the working directory
+    data = resolve_paths(data, path.parent)
+    if isinstance(data, dict) and overrides:
+        data = copy.deepcopy(data)
+        for key, value in overrides.items():
+            node = data
+            parts = key.split(".")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise ConfigError(f"config {path}: cannot override {key}: {part} is not a mapping")
+            node[parts[-1]] = value
+    bad = _bad_dates(data)
+    if bad:
+        raise ConfigError(
+            f"config {path}: "
+            + "; ".join(f"{field}: {value} is not a date ({value.reason}; line {value.line})" for field, value in bad)
+        )
+    return parse_config(resolve_paths(data, Path.cwd()), f"config {path}")
