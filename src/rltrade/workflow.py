@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rltrade.agents.factory import deterministic_policy
-from rltrade.config import ConfigError, RunConfig, load_config
+from rltrade.config import AnyConfig, ConfigError, OrderBookConfig, RunConfig, load_config
 from rltrade.runs.evaluate import RunResult, column_name, evaluate
 from rltrade.runs.manifest import annualization_of, base_manifest, new_run_dir
 from rltrade.strategies.base import STRATEGIES, check_config, get_strategy, load_data, seeds_of
@@ -51,17 +51,18 @@ def write_run_report(run_dir: str | Path) -> Path:
     return write_report(run_dir)
 
 
-def load(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+def load(path: str | Path, overrides: dict[str, Any] | None = None) -> AnyConfig:
     """Read a YAML run config and check it completely: its fields, then the names and parameters it gives.
 
     ``overrides`` replace dotted fields (``{"agent.timesteps": 5000}``). Every mistake raises a
     :class:`~rltrade.config.ConfigError` naming the file and the field, before any data is read.
     """
-    return check_config(load_config(path, overrides), f"config {path}")
+    config = load_config(path, overrides)
+    return get_strategy(config.strategy).check(config, f"config {path}")
 
 
 def run(
-    config: RunConfig | str | Path,
+    config: AnyConfig | str | Path,
     runs_dir: str | Path = "runs",
     n_seeds: int = 1,
     *,
@@ -77,7 +78,7 @@ def run(
     ``max_quarters``, ``resume``, ``use_ray``, ``ray_address``); a single agent takes none.
     Printing the result prints its metrics table.
     """
-    if isinstance(config, RunConfig):  # checked by the strategy itself (check_config) before it reads data
+    if isinstance(config, RunConfig | OrderBookConfig):  # the strategy checks it before it reads data
         if overrides:
             raise ConfigError("overrides apply to a YAML config path; change a RunConfig with model_copy(update=...)")
     else:

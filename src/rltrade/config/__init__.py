@@ -38,7 +38,8 @@ from rltrade.config.bars import (
     check_dates,
 )
 from rltrade.config.base import ConfigError, raise_problems
-from rltrade.config.loading import load_config, parse_config, resolve_paths
+from rltrade.config.loading import AnyConfig, bar_config, load_config, parse_config, resolve_paths
+from rltrade.config.orderbook import OrderBookConfig
 
 __all__ = [
     "AGENT_MANAGED",
@@ -52,6 +53,7 @@ __all__ = [
     "ENV_TYPES",
     "WEIGHT_BASELINES",
     "AgentConfig",
+    "AnyConfig",
     "BaselineName",
     "BaselinesConfig",
     "ConfigError",
@@ -63,8 +65,10 @@ __all__ = [
     "EvaluationConfig",
     "FeaturesConfig",
     "IndexConfig",
+    "OrderBookConfig",
     "RunConfig",
     "TrainRange",
+    "bar_config",
     "check_dates",
     "load_config",
     "parse_config",

@@ -5,13 +5,33 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
 
 from rltrade.config.bars import RunConfig
 from rltrade.config.base import ConfigError, _format_errors
+from rltrade.config.orderbook import OrderBookConfig
+
+AnyConfig = RunConfig | OrderBookConfig
+"""A config of any strategy: :class:`RunConfig` (bars: ``single``, ``ensemble``) or :class:`OrderBookConfig`."""
+
+
+def _strategy_tag(value: Any) -> str:
+    strategy = value.get("strategy", "single") if isinstance(value, Mapping) else getattr(value, "strategy", None)
+    return f"strategy={strategy}"
+
+
+# One member per ``strategy``: the model its config is validated with.
+_ANY_CONFIG: TypeAdapter[AnyConfig] = TypeAdapter(
+    Annotated[
+        Annotated[RunConfig, Tag("strategy=single")]
+        | Annotated[RunConfig, Tag("strategy=ensemble")]
+        | Annotated[OrderBookConfig, Tag("strategy=orderbook")],
+        Discriminator(_strategy_tag),
+    ]
+)
 
 _NOT_PATHS = frozenset({"sample", "yahoo", "alpaca"})
 
@@ -47,17 +67,19 @@ def resolve_paths(data: Any, base: Path) -> Any:
         section["source"] = _resolve_source(section["source"], base)
     if isinstance(section.get("store"), str) and section["store"]:
         section["store"] = _resolve_path(section["store"], base)
+    if isinstance(section.get("orderbook"), str) and section["orderbook"]:  # an order-book config's LOBSTER file
+        section["orderbook"] = _resolve_path(section["orderbook"], base)
     if isinstance(section.get("index"), Mapping) and "source" in section["index"]:
         section["index"] = {**section["index"], "source": _resolve_source(section["index"]["source"], base)}
     return {**data, "data": section}
 
 
-def parse_config(data: Mapping[str, Any], source: str = "config") -> RunConfig:
-    """Validate a config mapping; :class:`ConfigError` lists each bad field."""
+def parse_config(data: Mapping[str, Any], source: str = "config") -> AnyConfig:
+    """Validate a config mapping with the model of its ``strategy``; :class:`ConfigError` lists each bad field."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping of fields at the top level, got {type(data).__name__}")
     try:
-        return RunConfig.model_validate(dict(data))
+        return _ANY_CONFIG.validate_python(dict(data))
     except ValidationError as exc:
         n = exc.error_count()
         raise ConfigError(f"{source}: {n} invalid field{'s' if n > 1 else ''}:\n{_format_errors(exc)}") from None
@@ -116,7 +138,7 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
-def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> AnyConfig:
     """Read and validate a YAML run config.
 
     Parameters
@@ -161,3 +183,10 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
             + "; ".join(f"{field}: {value} is not a date ({value.reason}; line {value.line})" for field, value in bad)
         )
     return parse_config(resolve_paths(data, Path.cwd()), f"config {path}")
+
+
+def bar_config(config: AnyConfig, source: str = "config") -> RunConfig:
+    """``config`` when it is a bar strategy's (:class:`RunConfig`), else a :class:`ConfigError` naming it."""
+    if not isinstance(config, RunConfig):
+        raise ConfigError(f"{source}: strategy {config.strategy!r} does not trade bars; this needs single or ensemble")
+    return config

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rltrade.config import ConfigError, RunConfig, load_config
+from rltrade.config import ConfigError, RunConfig, bar_config, load_config
 from rltrade.runs.files import read_manifest
 
 
@@ -127,7 +127,7 @@ def load_policy(
     root = Path(run_dir)
     manifest = manifest if manifest is not None else read_manifest(root)
     refuse_ensemble(root, manifest)
-    config = config if config is not None else load_config(root / "config.yaml")
+    config = config if config is not None else bar_config(load_config(root / "config.yaml"), str(root))
     seeds = [int(s) for s in manifest.get("seeds", [])]
     seed = seeds[0] if seed is None and seeds else seed
     if seed is None or seed not in seeds:

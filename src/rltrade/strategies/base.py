@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from rltrade.config import ConfigError, RunConfig, check_dates, raise_problems
+from rltrade.config import AnyConfig, ConfigError, RunConfig, bar_config, check_dates, raise_problems
 from rltrade.runs.evaluate import RunResult
 from rltrade.shared.registry import lookup
 
@@ -26,9 +26,13 @@ log = logging.getLogger(__name__)
 class Strategy(Protocol):
     """A way to turn a config into a trained, backtested and reported run directory."""
 
+    def check(self, config: AnyConfig, source: str = "config") -> AnyConfig:
+        """``config`` checked against what the layers it names can do (before any data is read)."""
+        ...
+
     def run(
         self,
-        config: RunConfig,
+        config: Any,
         runs_dir: str | Path,
         n_seeds: int,
         *,
@@ -73,6 +77,14 @@ def check_config(config: RunConfig, source: str = "config") -> RunConfig:
     problems = feature_config_problems(config.features) + env_config_problems(config) + agent_config_problems(config)
     raise_problems(problems, source)
     return config
+
+
+class BarStrategy:
+    """What the strategies that trade bars (``single``, ``ensemble``) share: their config check."""
+
+    def check(self, config: AnyConfig, source: str = "config") -> RunConfig:
+        """:func:`check_config` of a :class:`RunConfig` (another strategy's config is refused)."""
+        return check_config(bar_config(config, source), source)
 
 
 def load_data(config: RunConfig, progress: bool = False) -> tuple[pd.DataFrame, pd.Series | None]:

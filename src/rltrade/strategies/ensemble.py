@@ -41,7 +41,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from rltrade.backtest.runner import Trajectory, run_policy
-from rltrade.config import ConfigError, RunConfig, load_config, parse_config
+from rltrade.config import ConfigError, RunConfig, bar_config, load_config, parse_config
 from rltrade.errors import RLTradeError
 from rltrade.report import write_report
 from rltrade.runs.evaluate import RunResult, evaluate
@@ -49,7 +49,7 @@ from rltrade.runs.files import read_manifest
 from rltrade.runs.manifest import annualization_of, base_manifest, new_run_dir
 from rltrade.shared.files import write_csv, write_json, write_text
 from rltrade.shared.ray import ray_available, start_ray, stop_ray
-from rltrade.strategies.base import check_config, load_data, seeds_of
+from rltrade.strategies.base import BarStrategy, check_config, load_data, seeds_of
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def train_window_agent(
     from rltrade.envs.vec import BatchedStockTradingEnv
     from rltrade.features.normalize import normalizer_from_dict
 
-    config = parse_config(config_data)
+    config = bar_config(parse_config(config_data))
     kwargs = env_kwargs(config, "train", start, end)
     venv: Any = BatchedStockTradingEnv(bars, n_envs=config.agent.n_envs, **kwargs)
     if scaler_data is not None:
@@ -301,7 +301,7 @@ def run_ensemble(
     if resume is not None:
         run_dir = Path(resume)
         manifest = read_manifest(run_dir)
-        config = load_config(run_dir / "config.yaml")
+        config = bar_config(load_config(run_dir / "config.yaml"), str(run_dir))
         seeds = list(manifest["seeds"])
         timesteps_scale = float(manifest["timesteps_scale"])
         max_quarters = manifest.get("max_quarters")
@@ -521,7 +521,7 @@ def _run_quarter(
     return row, new_carry, segment
 
 
-class Ensemble:
+class Ensemble(BarStrategy):
     """``strategy: ensemble``: the quarterly ensemble of Yang et al. (2020); see :func:`run_ensemble`."""
 
     def run(

@@ -19,14 +19,14 @@ from typing import Any
 
 import pandas as pd
 
-from rltrade.config import ConfigError, RunConfig, load_config
+from rltrade.config import ConfigError, RunConfig, bar_config, load_config
 from rltrade.data.adjust import price_basis
 from rltrade.envs.factory import fit_scaler, make_env, make_training_env
 from rltrade.runs.evaluate import RunResult, evaluate
 from rltrade.runs.files import MANIFEST_VERSION, read_manifest
 from rltrade.runs.manifest import base_manifest, new_run_dir
 from rltrade.shared.files import write_json, write_text
-from rltrade.strategies.base import check_config, load_data, seeds_of
+from rltrade.strategies.base import BarStrategy, check_config, load_data, seeds_of
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def train(
 
 def _load_run(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
     manifest = read_manifest(run_dir)
-    config = load_config(run_dir / "config.yaml")
+    config = bar_config(load_config(run_dir / "config.yaml"), str(run_dir))
     return config, manifest
 
 
@@ -199,7 +199,8 @@ def backtest(
     other_range = start is not None or end is not None
     if other_range:
         lo, hi = backtest_range(config, start, end)
-        config = load_config(run_dir / "config.yaml", overrides={"test.start": str(lo), "test.end": str(hi)})
+        window = {"test.start": str(lo), "test.end": str(hi)}
+        config = bar_config(load_config(run_dir / "config.yaml", overrides=window))
     if bars is None:
         stage("loading data")
         bars, index_close = load_data(config, progress)
@@ -271,7 +272,7 @@ def stamp_text(value: Any) -> str:
     return str(ts.date()) if ts == ts.normalize() else ts.strftime("%Y-%m-%d %H:%M")
 
 
-class SingleAgent:
+class SingleAgent(BarStrategy):
     """``strategy: single``: one agent per seed, trained, backtested out of sample and reported."""
 
     def run(
