@@ -7,7 +7,10 @@ extra          packages               needed for
 =============  =====================  ==========================================
 ``ray``        ray                    the ensemble's parallel training, Ray clusters
 ``tensorboard``  tensorboard          ``agent.tensorboard: true``
-``network``    yfinance, alpaca-py    the ``yahoo`` and ``alpaca`` data sources
+``network``    yfinance, alpaca-py    the ``yahoo`` and ``alpaca`` data sources, the Alpaca broker
+``ib``         ib_async               the Interactive Brokers broker
+``postgres``   psycopg                a PostgreSQL database (``RLTRADE_DB``)
+``crosscheck`` bt                     ``rltrade signals crosscheck`` (an independent backtest engine)
 ``all``        all of the above
 =============  =====================  ==========================================
 """

@@ -28,7 +28,7 @@ def test_strategy_selects_the_model() -> None:
 
 
 def test_unknown_strategy_and_agent_kind_name_the_field_and_the_choices() -> None:
-    assert "strategy: unknown strategy 'sarsa'; choose single, ensemble, orderbook" in error_of(
+    assert "strategy: unknown strategy 'sarsa'; choose single, ensemble, direct_rl, combined, orderbook" in error_of(
         {"name": "x", "strategy": "sarsa"}
     )
     message = error_of({"name": "x", "strategy": "orderbook", "agent": {"kind": "ppo"}})

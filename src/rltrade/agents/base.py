@@ -53,7 +53,12 @@ class AgentKind(Protocol):
 
 
 #: ``agent.kind`` → ``module:Class`` of its :class:`AgentKind`.
-AGENTS: dict[str, str] = {"sb3": "rltrade.agents.sb3:SB3Kind"}
+AGENTS: dict[str, str] = {
+    "sb3": "rltrade.agents.sb3:SB3Kind",
+    "direct": "rltrade.agents.direct:DirectRLKind",
+    "qlearning": "rltrade.agents.qlearning:QLearningKind",
+    "random": "rltrade.agents.random_agent:RandomKind",
+}
 
 
 def register(kind: str, target: str) -> None:

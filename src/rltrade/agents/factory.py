@@ -239,11 +239,13 @@ def agent_config_problems(config: RunConfig) -> list[tuple[str, str]]:
     if config.agent.kind not in AGENTS:
         problems.append(("agent.kind", f"unknown agent kind {config.agent.kind!r}; choose one of {', '.join(AGENTS)}"))
         return problems
+    if config.agent.kind != "sb3":  # the other kinds' sections are typed: pydantic checked them
+        return problems
     try:
-        check_device(config.agent.device)
+        check_device(config.sb3.device)
     except AgentError as exc:
         problems.append(("agent.device", str(exc)))
-    problems += _algorithm_param_problems(config.agent.algorithm, config.agent.params, "agent.params")
+    problems += _algorithm_param_problems(config.sb3.algorithm, config.sb3.params, "agent.params")
     if config.strategy == "ensemble":
         for name, params in config.ensemble.params.items():
             problems += _algorithm_param_problems(name, params, f"ensemble.params.{name}")

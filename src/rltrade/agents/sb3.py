@@ -49,7 +49,7 @@ class SB3Kind:
 
     def build(self, config: RunConfig, env: Any, *, seed: int, tensorboard_log: str | Path | None = None) -> SB3Agent:
         """A new SB3 model on ``env`` with the config's algorithm, parameters, policy, device and threads."""
-        agent = config.agent
+        agent = config.sb3
         model = make_agent(
             agent.algorithm,
             env,
@@ -65,7 +65,7 @@ class SB3Kind:
 
     def load(self, config: RunConfig, path: str | Path) -> SB3Agent:
         """The model a run saved at ``path``."""
-        agent = config.agent
+        agent = config.sb3
         return SB3Agent(load_agent(agent.algorithm, path, agent.device, agent.torch_threads))
 
     def model_file(self, seed: int) -> str:

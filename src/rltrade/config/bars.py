@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import pandas as pd
 import yaml
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from rltrade.config.base import ConfigError, _Model
 
@@ -169,11 +169,9 @@ class TrainRange(_Model):
 
 
 class AgentConfig(_Model):
-    """The agent and how it is trained."""
+    """A Stable-Baselines3 agent and how it is trained (``agent.kind: sb3``, the default)."""
 
-    kind: str = Field(
-        "sb3", description="The kind of agent (rltrade.agents.base.AGENTS): sb3 = a Stable-Baselines3 algorithm."
-    )
+    kind: Literal["sb3"] = Field("sb3", description="sb3 = a Stable-Baselines3 algorithm (rltrade.agents.sb3).")
     algorithm: str = "PPO"
     timesteps: int = Field(100_000, gt=0, description="Training timesteps (summed over the env copies).")
     n_envs: int = Field(8, ge=1, description="Env copies stepped together (one batched VecEnv).")
@@ -203,6 +201,43 @@ class AgentConfig(_Model):
         if not re.fullmatch(r"cpu|auto|cuda(?::\d+)?", name):
             raise ValueError(f"unknown device {value!r}; use {DEVICES}")
         return name  # whether this machine has it is checked with the agents (rltrade.agents.factory)
+
+
+SB3AgentConfig = AgentConfig
+
+
+class DirectAgentConfig(_Model):
+    """Direct reinforcement (Moody & Saffell; ``agent.kind: direct``, :mod:`rltrade.agents.direct`).
+
+    Positions ``F_t = tanh(θ·[1, r_t .. r_{t-M+1}, F_{t-1}])`` per asset, trained by gradient
+    ascent on the Sharpe ratio of ``R_t = F_{t-1}·r_t − δ|F_t − F_{t-1}|`` over the training
+    range; the last ``validation_bars`` of it are held out for early stopping.
+    """
+
+    kind: Literal["direct"] = "direct"
+    lookback: int = Field(8, ge=1, le=250, description="M: lagged returns per decision.")
+    shared: bool = Field(False, description="One θ for every asset (else one per asset).")
+    cost_rate: float | None = Field(
+        None, ge=0, lt=1, description="δ per unit of turnover; None = env.cost.bps / 10⁴ (the backtest's cost)."
+    )
+    lr: float = Field(0.02, gt=0, description="Learning rate of the gradient ascent.")
+    epochs: int = Field(300, ge=1, description="Most epochs (full passes over the training range).")
+    patience: int = Field(30, ge=1, description="Epochs without a better validation Sharpe before stopping.")
+    optimizer: Literal["adam", "sgd"] = "adam"
+    init_scale: float = Field(0.1, ge=0, description="Standard deviation of the initial θ.")
+    scale_inputs: bool = Field(True, description="Divide the lagged inputs by their training std (R stays raw).")
+    validation_bars: int = Field(252, ge=20, description="Bars at the end of the training range used to stop early.")
+
+
+def _bar_agent_kind(value: Any) -> str:
+    return f"kind={value.get('kind', 'sb3') if isinstance(value, Mapping) else getattr(value, 'kind', None)}"
+
+
+BarAgent = Annotated[
+    Annotated[AgentConfig, Tag("kind=sb3")] | Annotated[DirectAgentConfig, Tag("kind=direct")],
+    Discriminator(_bar_agent_kind),
+]
+"""``agent:`` of a bar strategy, chosen by ``agent.kind`` (default ``sb3``)."""
 
 
 class EnsembleConfig(_Model):
@@ -296,12 +331,16 @@ class RunConfig(_Model):
     data: DataConfig = Field(default_factory=DataConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     env: EnvConfig = Field(default_factory=EnvConfig)
-    agent: AgentConfig = Field(default_factory=AgentConfig)
+    agent: BarAgent = Field(default_factory=AgentConfig)
     train: TrainRange
     test: DateRange
     baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
-    strategy: Literal["single", "ensemble"] = Field("single", description="One agent, or the quarterly ensemble.")
+    strategy: Literal["single", "ensemble", "direct_rl", "combined"] = Field(
+        "single",
+        description="single: one agent per seed; ensemble: the quarterly ensemble; direct_rl: the direct agent "
+        "alone; combined: seed 002's LSTM + CNN + direct-RL rules.",
+    )
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
 
     @model_validator(mode="before")
@@ -332,7 +371,11 @@ class RunConfig(_Model):
                 f"test.start: the test range ({self.test.start}..{self.test.end}) overlaps the training range "
                 f"({self.train.start}..{self.train.end}); the test must start after train.end"
             )
-        algo = self.agent.algorithm
+        sb3_strategy = self.strategy in ("single", "ensemble")
+        if sb3_strategy != isinstance(self.agent, AgentConfig):
+            wanted = "sb3" if sb3_strategy else "direct"
+            raise ValueError(f"agent.kind: strategy {self.strategy} trains {wanted} agents, not {self.agent.kind}")
+        algo = self.agent.algorithm if isinstance(self.agent, AgentConfig) else ""
         if algo in DISCRETE_ONLY and not self.env.discrete:
             raise ValueError(
                 f"agent.algorithm: {algo} needs a discrete action space, but the {self.env.type} env's actions are "
@@ -360,6 +403,13 @@ class RunConfig(_Model):
                     "env.params.turbulence_threshold: the ensemble sets it each quarter (ensemble.turbulence)"
                 )
         return self
+
+    @property
+    def sb3(self) -> AgentConfig:
+        """``agent`` of a Stable-Baselines3 strategy (``single``, ``ensemble``); the config checks it is one."""
+        if not isinstance(self.agent, AgentConfig):
+            raise ConfigError(f"agent.kind: {self.agent.kind} is not a Stable-Baselines3 agent")
+        return self.agent
 
     def dump_yaml(self) -> str:
         """The config as YAML (dates as ISO strings), suitable for :func:`load_config`."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +30,8 @@ _ANY_CONFIG: TypeAdapter[AnyConfig] = TypeAdapter(
     Annotated[
         Annotated[RunConfig, Tag("strategy=single")]
         | Annotated[RunConfig, Tag("strategy=ensemble")]
+        | Annotated[RunConfig, Tag("strategy=direct_rl")]
+        | Annotated[RunConfig, Tag("strategy=combined")]
         | Annotated[OrderBookConfig, Tag("strategy=orderbook")],
         Discriminator(_strategy_tag),
     ]
@@ -37,7 +41,8 @@ _NOT_PATHS = frozenset({"sample", "yahoo", "alpaca"})
 
 
 def _resolve_path(value: str, base: Path) -> str:
-    if "://" in value:  # a URI: not a local path
+    value = os.path.expandvars(value)  # $VAR / ${VAR}: a data folder each user sets (LOBSTER_DIR)
+    if "://" in value or re.search(r"\$\{?[A-Za-z_]", value):  # a URI, or a variable that is not set: kept
         return value
     expanded = Path(value).expanduser()
     return str(expanded if expanded.is_absolute() else (base / expanded).resolve())
@@ -57,7 +62,9 @@ def resolve_paths(data: Any, base: Path) -> Any:
 
     Paths are ``data.source`` and ``data.index.source`` of file sources (``csv:PATH``,
     ``finrl:PATH``, ...) and a local ``data.store``; URIs (``s3://...``), absolute paths and
-    non-file sources (``sample:``, ``yahoo``, ``alpaca``) are kept. The saved config of a run
+    non-file sources (``sample:``, ``yahoo``, ``alpaca``) are kept. Environment variables
+    (``$LOBSTER_DIR``) are expanded first; a path naming one that is not set is kept as written,
+    so the error that follows names the variable. The saved config of a run
     therefore names absolute paths and reads back from anywhere.
     """
     if not isinstance(data, Mapping) or not isinstance(data.get("data"), Mapping):

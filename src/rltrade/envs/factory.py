@@ -98,8 +98,8 @@ def env_kwargs(config: RunConfig, split: str, start: Any = None, end: Any = None
         kwargs["features"] = list(config.features.names)
         kwargs["feature_params"] = dict(config.features.params)
     if split == "train":
-        kwargs["random_start"] = config.agent.random_start
-        kwargs["episode_length"] = config.agent.episode_length
+        kwargs["random_start"] = config.sb3.random_start
+        kwargs["episode_length"] = config.sb3.episode_length
     return kwargs
 
 
@@ -110,7 +110,7 @@ def make_env(config: RunConfig, bars: pd.DataFrame, split: str, start: Any = Non
 
 def make_training_env(config: RunConfig, bars: pd.DataFrame) -> tuple[Any, Any]:
     """``(vec_env, template)``: the batched training env (``agent.n_envs`` copies) and its scalar form."""
-    venv = load_target(env_type(config).batched)(bars, n_envs=config.agent.n_envs, **env_kwargs(config, "train"))
+    venv = load_target(env_type(config).batched)(bars, n_envs=config.sb3.n_envs, **env_kwargs(config, "train"))
     return venv, venv.template
 
 

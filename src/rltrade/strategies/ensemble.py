@@ -172,7 +172,7 @@ def train_window_agent(
 
     config = bar_config(parse_config(config_data))
     kwargs = env_kwargs(config, "train", start, end)
-    venv: Any = BatchedStockTradingEnv(bars, n_envs=config.agent.n_envs, **kwargs)
+    venv: Any = BatchedStockTradingEnv(bars, n_envs=config.sb3.n_envs, **kwargs)
     if scaler_data is not None:
         venv = VecScaledObservation(venv, venv.template, normalizer_from_dict(scaler_data))
     one = agent_config(config, agent)

@@ -65,7 +65,7 @@ def train(
         raise ConfigError("strategy: an ensemble config trains quarter by quarter: use `rltrade run` for it")
     seeds = seeds_of(config, n_seeds)
     check_config(config)
-    if config.agent.tensorboard:
+    if config.sb3.tensorboard:
         from rltrade._optional import require
 
         require("tensorboard", "tensorboard", "agent.tensorboard: true")
@@ -87,13 +87,13 @@ def train(
         device = None
         kind = agent_kind(config.agent.kind)
         for seed in seeds:
-            stage(f"training {config.agent.algorithm} seed {seed} for {config.agent.timesteps:,} steps")
+            stage(f"training {config.sb3.algorithm} seed {seed} for {config.sb3.timesteps:,} steps")
             venv_s, _ = make_training_env(config, bars) if seed != seeds[0] else (venv, template)
             env = VecScaledObservation(venv_s, template, scaler) if scaler is not None else venv_s
             t0 = time.perf_counter()
-            tensorboard = work / "tensorboard" if config.agent.tensorboard else None
+            tensorboard = work / "tensorboard" if config.sb3.tensorboard else None
             agent = kind.build(config, env, seed=seed, tensorboard_log=tensorboard)
-            agent.learn(config.agent.timesteps, progress=progress, label=f"{config.agent.algorithm} seed {seed}")
+            agent.learn(config.sb3.timesteps, progress=progress, label=f"{config.sb3.algorithm} seed {seed}")
             train_seconds[str(seed)] = round(time.perf_counter() - t0, 3)
             trained[str(seed)] = agent.num_timesteps
             device = agent.device_name
@@ -209,10 +209,10 @@ def backtest(
         log.warning("the stored data changed since training (content hash differs from the manifest)")
     trajectories: dict[int, Any] = {}
     for seed in manifest["seeds"]:
-        stage(f"backtesting {config.agent.algorithm} seed {seed}")
+        stage(f"backtesting {config.sb3.algorithm} seed {seed}")
         policy = load_policy(run_dir, seed, config, manifest)
         trajectories[seed] = policy.trade(bars, progress=f"backtest seed {seed}" if progress else False)
-    groups = {config.agent.algorithm.lower(): trajectories}
+    groups = {config.sb3.algorithm.lower(): trajectories}
 
     def score(folder: Path) -> RunResult:
         test_env = lambda: make_env(config, bars, "test")  # noqa: E731
