@@ -301,6 +301,40 @@ class EnsembleConfig(_Model):
         return dict(self.params.get(agent.upper(), {}))
 
 
+class PredictorConfig(_Model):
+    """One of the combined strategy's predictors (:mod:`rltrade.agents.predictors`)."""
+
+    window: int = Field(30, ge=2, description="Bars per input window.")
+    size: int = Field(32, ge=1, description="LSTM: hidden units; CNN: channels.")
+    epochs: int = Field(10, ge=1)
+    patience: int = Field(3, ge=1, description="Epochs without a better validation loss before stopping.")
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    scaling: Literal["symbol", "pooled"] = Field("symbol", description="One input scaler per symbol, or one for all.")
+
+
+class RulesConfig(_Model):
+    """Seed 002's trading rules (:class:`rltrade.backtest.rules.TradingRules`)."""
+
+    up_threshold: float = Field(0.5, ge=0.0, lt=1.0, description="P(up) above it allows a long, below 1 − it a short.")
+    allow_short: bool = True
+    allocation: float = Field(0.10, gt=0, le=1, description="Fraction of equity per new position.")
+    max_positions: int | None = Field(None, ge=1)
+    max_gross_exposure: float | None = Field(1.0, gt=0)
+    stop_loss: float | None = Field(0.02, gt=0, lt=1, description="Fraction of the entry price; None = off.")
+    take_profit: float | None = Field(0.04, gt=0, description="Fraction of the entry price; None = off.")
+    daily_stop: float | None = Field(0.02, gt=0, lt=1, description="Session loss that flattens and halts; None = off.")
+    exit_rule: Literal["opposite", "conditions", "stops_only"] = "opposite"
+
+
+class CombinedConfig(_Model):
+    """Seed 002's combined strategy (``strategy: combined``): LSTM, CNN and the direct agent under the rules."""
+
+    lstm: PredictorConfig = Field(default_factory=PredictorConfig)
+    cnn: PredictorConfig = Field(default_factory=lambda: PredictorConfig(size=16))
+    rules: RulesConfig = Field(default_factory=RulesConfig)
+
+
 class BaselinesConfig(_Model):
     """Baselines run on the agent's test dates with the same costs and timing."""
 
@@ -342,6 +376,7 @@ class RunConfig(_Model):
         "alone; combined: seed 002's LSTM + CNN + direct-RL rules.",
     )
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
+    combined: CombinedConfig = Field(default_factory=CombinedConfig)
 
     @model_validator(mode="before")
     @classmethod
