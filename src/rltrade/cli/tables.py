@@ -66,11 +66,34 @@ def _fit(
         dropped.append(left[0])
 
 
+def _print_orderbook_results(run_dir: Path) -> None:
+    """The final-P&L table of an order-book run and its Welch t-test."""
+    from rich.table import Table
+
+    from rltrade.runs.files import read_json_object
+
+    metrics = read_json_object(run_dir / "metrics.json")
+    table = Table(title=f"final P&L of the test window, USD ({run_dir.name})")
+    table.add_column("agent")
+    for name in ("runs", "mean", "std", "min", "max"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for agent, values in metrics["agents"].items():
+        table.add_row(agent, f"{values['runs']}", *(f"{values[m]:,.2f}" for m in ("mean", "std", "min", "max")))
+    console = _console()
+    console.print(table)
+    welch = metrics["welch"]
+    console.print(f"Welch t-test, qlearning > random (one-sided): t = {welch['t']:.2f}, p = {welch['p']:.3g}")
+
+
 def _print_results(run_dir: Path) -> None:
     """The metrics table (and the seed statistics) of a run directory, as wide as the terminal allows."""
 
     from rich.markup import escape
     from rich.table import Table
+
+    if (run_dir / "pnl.csv").exists():  # an order-book run: P&L in currency, no annualised metrics
+        _print_orderbook_results(run_dir)
+        return
 
     from rltrade.backtest.metrics import METRIC_NAMES, format_metric
     from rltrade.backtest.stats import mean_std_text

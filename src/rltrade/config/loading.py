@@ -37,7 +37,7 @@ _ANY_CONFIG: TypeAdapter[AnyConfig] = TypeAdapter(
     ]
 )
 
-_NOT_PATHS = frozenset({"sample", "yahoo", "alpaca"})
+_NOT_PATHS = frozenset({"sample", "yahoo", "alpaca", "synthetic"})
 
 
 def _resolve_path(value: str, base: Path) -> str:

@@ -83,8 +83,10 @@ class OrderBookEnvConfig(_Model):
     )
     ofi_window: float = Field(10.0, gt=0, description="Seconds of order-flow imbalance summed per decision.")
     latency: float = Field(0.0, ge=0, description="Seconds before an agent's order or cancel reaches the book.")
-    queue_model: Literal["risk_averse", "proportional"] = Field(
-        "risk_averse", description="Where cancels come from in the queue when the data carry no order ids."
+    queue_model: Literal["ids", "risk_averse", "proportional"] | None = Field(
+        None,
+        description="The agent's queue position: ids (LOBSTER order ids), risk_averse (cancels come from behind), "
+        "proportional; None = ids when the data carry them, else risk_averse.",
     )
     include_own_orders: bool = Field(False, description="Add the agent's resting orders to the book features.")
 

@@ -30,6 +30,7 @@ _ENV_IDS: dict[str, str] = {
     "rltrade/Portfolio-v0": "rltrade.envs.portfolio:PortfolioEnv",
     "rltrade/StockTrading-v0": "rltrade.envs.stock_trading:StockTradingEnv",
     "rltrade/SingleAsset-v0": "rltrade.envs.single_asset:SingleAssetEnv",
+    "rltrade/OrderBook-v0": "rltrade.envs.orderbook.env:OrderBookEnv",
 }
 
 for _env_id, _entry_point in _ENV_IDS.items():

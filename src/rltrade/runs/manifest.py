@@ -23,7 +23,7 @@ def annualization_of(config: RunConfig, bars: pd.DataFrame) -> Any:
     return annualization(stamps, config.data.freq, ev.market, ev.periods_per_year)
 
 
-def new_run_dir(config: RunConfig, runs_dir: str | Path, create: bool = True) -> Path:
+def new_run_dir(config: Any, runs_dir: str | Path, create: bool = True) -> Path:
     """A fresh ``RUNS_DIR/<name>-<YYYYmmdd-HHMMSS>`` path (with ``-2``, ``-3``... if taken); created unless told."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     runs = Path(runs_dir)

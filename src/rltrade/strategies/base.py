@@ -48,6 +48,7 @@ class Strategy(Protocol):
 STRATEGIES: dict[str, str] = {
     "single": "rltrade.strategies.single:SingleAgent",
     "ensemble": "rltrade.strategies.ensemble:Ensemble",
+    "orderbook": "rltrade.strategies.orderbook:OrderBookStrategy",
 }
 
 
