@@ -28,25 +28,27 @@ def _group(column: str) -> str:
 
 
 def _paths_figure(frame: pd.DataFrame, title: str, y_title: str) -> Any:
+    """Per agent: its first run (solid) and the mean over its runs (dotted), so the page stays small."""
     import plotly.graph_objects as go
 
     figure = go.Figure()
-    shown: set[str] = set()
+    groups: dict[str, list[str]] = {}
     for column in frame.columns:
-        group = _group(column)
-        first = group not in shown
-        shown.add(group)
+        groups.setdefault(_group(column), []).append(column)
+    for group, columns in groups.items():
+        color = COLORS.get(group, "#9467bd")
         figure.add_trace(
-            go.Scatter(
-                x=frame.index,
-                y=frame[column],
-                name=group if first else column,
-                legendgroup=group,
-                showlegend=first,
-                line={"color": COLORS.get(group, "#9467bd"), "width": 2.0 if first else 0.7},
-                opacity=1.0 if first else 0.35,
-            )
+            go.Scatter(x=frame.index, y=frame[columns[0]], name=f"{group} (run 1)", line={"color": color, "width": 1.6})
         )
+        if len(columns) > 1:
+            figure.add_trace(
+                go.Scatter(
+                    x=frame.index,
+                    y=frame[columns].mean(axis=1),
+                    name=f"{group} (mean of {len(columns)})",
+                    line={"color": color, "width": 1.6, "dash": "dot"},
+                )
+            )
     figure.update_layout(**_layout(420, title={"text": title}))
     figure.update_yaxes(title_text=y_title)
     return figure
@@ -118,7 +120,7 @@ def render_orderbook_report(run_dir: str | Path) -> str:
         _table(table),
         f"<p>One-sided Welch t-test, qlearning &gt; random: t = {welch['t']:.2f}, p = {welch['p']:.3g}. {verdict}</p>",
         '<h2 id="pnl">P&amp;L paths</h2>',
-        _figure_html(_paths_figure(pnl, "Mark-to-mid P&L per decision (each run; the first bold)", "USD"), "pnl-plot"),
+        _figure_html(_paths_figure(pnl, "Mark-to-mid P&L per decision", "USD"), "pnl-plot"),
         '<h2 id="positions">Positions</h2>',
         _figure_html(_paths_figure(positions, "Position per decision (shares)", "shares"), "position-plot"),
     ]
