@@ -28,8 +28,13 @@ def data_sources() -> None:
 
 @data_app.command("ingest")
 def data_ingest(
+    ctx: typer.Context,
     source: Annotated[
-        str, typer.Argument(help="Source: sample:sp500, csv:PATH, finrl:PATH, yahoo, ... (see `rltrade data sources`).")
+        str,
+        typer.Argument(
+            help="Source: sample:sp500, csv:PATH, finrl:PATH, yahoo, ... (see `rltrade data sources`); "
+            "tick data: lobster:MESSAGE_FILE or taq:PATH."
+        ),
     ],
     symbols: Annotated[
         Optional[str],  # noqa: UP045
@@ -49,21 +54,50 @@ def data_ingest(
     ] = None,
     store: StoreOption = None,
     tz: Annotated[
-        str, typer.Option(help="Time zone of naive timestamps in files, an IANA name (America/New_York).")
+        str,
+        typer.Option(
+            help="Time zone of naive timestamps in files, an IANA name (America/New_York); "
+            "tick data (lobster:, taq:) default to America/New_York."
+        ),
     ] = "UTC",
     accept_jumps: Annotated[
         bool, typer.Option("--accept-jumps", help="Accept one-bar moves over 50% in data without adjustment factors.")
     ] = False,
     replace: Annotated[bool, typer.Option("--replace", help="Replace stored bars instead of merging.")] = False,
+    orderbook: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="lobster: the orderbook file.", show_default="the message file's name with _orderbook_"),
+    ] = None,
+    date: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="Tick data: the session date, YYYY-MM-DD (lobster: instead of the file name's; taq: the day to read).",
+            show_default="the file's",
+        ),
+    ] = None,
 ) -> None:
-    """Validate bars from SOURCE and write them to the store (atomic, idempotent)."""
+    """Validate bars (or one session of ticks) from SOURCE and write them to the store (atomic, idempotent).
+
+    Tick sessions go to STORE/ticks/symbol=S/date=YYYY-MM-DD/events.parquet.
+    """
     from tqdm import tqdm
 
     from rltrade.data.sources import fetch
     from rltrade.data.store import BarStore
 
     wanted = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
+    if source.split(":", 1)[0] in TICK_SOURCES:
+        # --tz left at its default means the exchange's zone for ticks (bars keep UTC); compared by
+        # name because typer's ParameterSource is not click's class
+        given_tz = None if getattr(ctx.get_parameter_source("tz"), "name", "DEFAULT") == "DEFAULT" else tz
+        _ingest_ticks(
+            source, wanted, store, given_tz, orderbook, date, start=start, end=end, freq=freq, jumps=accept_jumps
+        )
+        return
     try:
+        for name, value in (("--orderbook", orderbook), ("--date", date)):
+            if value is not None:
+                raise OptionError(f"{name} applies to tick sources ({', '.join(f'{k}:' for k in TICK_SOURCES)}) only")
         first, last = _check_date(start, "--start"), _check_date(end, "--end")
         if first is not None and last is not None and first > last:
             raise OptionError(f"--start {start} is after --end {end}")
@@ -82,6 +116,64 @@ def data_ingest(
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     rows = sum(r.rows_after for r in results)
     typer.echo(f"{source}: {len(results)} symbol(s) ({summary}), {rows:,} rows in {bar_store.uri}")
+
+
+#: Source kinds holding level-I tick data (one session per ingest, into the tick store).
+TICK_SOURCES: tuple[str, ...] = ("lobster", "taq")
+
+
+def _ingest_ticks(
+    source: str,
+    symbols: list[str] | None,
+    store: str | None,
+    tz: str | None,
+    orderbook: str | None,
+    date: str | None,
+    **bar_options: object,
+) -> None:
+    """``rltrade data ingest lobster:FILE`` / ``taq:FILE``: read one session, validate, store, print one line."""
+    import pandas as pd
+
+    from rltrade.data.ticks.lobster import EXCHANGE_TZ, read_lobster
+    from rltrade.data.ticks.store import TickStore
+    from rltrade.data.ticks.taq import read_taq
+
+    kind, _, path = source.partition(":")
+    try:
+        if not path:
+            raise OptionError(f"{kind}: needs a file, e.g. {kind}:PATH")
+        given = [name for name, value in bar_options.items() if value not in (None, False)]
+        if given:
+            flag = {"start": "--start", "end": "--end", "freq": "--freq", "jumps": "--accept-jumps"}[given[0]]
+            raise OptionError(f"{flag} applies to bar sources only; pick a tick session with --date")
+        if symbols is not None and len(symbols) != 1:
+            raise OptionError(f"--symbols: a {kind}: file holds one symbol; pass one name")
+        if kind == "taq" and not symbols:
+            raise OptionError("taq: needs the symbol the file's trades and quotes are of: --symbols NAME")
+        if kind != "lobster" and orderbook is not None:
+            raise OptionError("--orderbook applies to lobster: files only")
+        if date is not None:
+            date = _check_date(date, "--date").strftime("%Y-%m-%d")
+        tz = tz or EXCHANGE_TZ
+        _check_tz(tz)
+        tick_store = TickStore(store)
+        symbol = symbols[0] if symbols else None
+        if kind == "lobster":
+            events = read_lobster(path, orderbook, symbol=symbol, date=date, tz=tz)
+        else:
+            events = read_taq(path, symbol=str(symbol), date=date, tz=tz)
+        written = tick_store.ingest(events, source=source)
+    except RLTradeError as exc:
+        _fail(exc)
+        return
+
+    def local(ns: int) -> str:
+        return pd.Timestamp(ns, unit="ns", tz="UTC").tz_convert(events.tz).strftime("%H:%M:%S.%f")[:-3]
+
+    typer.echo(
+        f"{source}: {events.symbol} {events.date}, {len(events):,} events, {local(int(events.ts[0]))} to "
+        f"{local(int(events.ts[-1]))} {events.tz}, in {written}"
+    )
 
 
 @data_app.command("show")
