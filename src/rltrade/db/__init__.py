@@ -74,6 +74,7 @@ def connect(url: str | None = None, *, store: str | os.PathLike[str] | None = No
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA synchronous=NORMAL")  # with WAL: safe against a crashed process
             cursor.close()
 
     try:
