@@ -31,7 +31,7 @@ import pandas as pd
 
 from rltrade.config import BASELINES
 from rltrade.data.annualization import Annualization
-from rltrade.report import analytics
+from rltrade.report import analytics, combined
 from rltrade.runs import Run
 
 logger = logging.getLogger(__name__)
@@ -1433,6 +1433,8 @@ def render_report(run: Run) -> str:
         sections.append(_costs_section(run, colors, algorithm))
     if run.trades is not None:
         sections.append(_trades_section(run, colors, algorithm))
+    if combined.applies(run):  # direct_rl and combined runs: training, predictors, stops
+        sections.append(combined.section(run))
     if run.quarters is not None:
         sections.append('<h2 id="quarters">Picks per quarter</h2>')
         sections.append(_figure_html(quarters_figure(run.quarters, colors), "quarters-plot"))

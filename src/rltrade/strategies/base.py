@@ -48,6 +48,8 @@ class Strategy(Protocol):
 STRATEGIES: dict[str, str] = {
     "single": "rltrade.strategies.single:SingleAgent",
     "ensemble": "rltrade.strategies.ensemble:Ensemble",
+    "direct_rl": "rltrade.strategies.direct_rl:DirectRL",
+    "combined": "rltrade.strategies.combined:Combined",
     "orderbook": "rltrade.strategies.orderbook:OrderBookStrategy",
 }
 
