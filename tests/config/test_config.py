@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from rltrade.config import ConfigError, RunConfig, check_dates, load_config, parse_config
+from rltrade.config import ConfigError, OrderBookConfig, RunConfig, check_dates, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,7 @@ def _error(data: dict[str, Any]) -> str:
 def test_every_shipped_config_is_valid() -> None:
     for path in sorted((ROOT / "configs").glob("*.yaml")):
         config = load_config(path)
-        assert isinstance(config, RunConfig)
+        assert isinstance(config, RunConfig | OrderBookConfig), path
         # the dump is itself a valid config that gives the same object
         assert parse_config(yaml.safe_load(config.dump_yaml())) == config
 
