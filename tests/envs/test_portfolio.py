@@ -182,7 +182,8 @@ def test_gym_make_and_registration_without_torch(ohlcv_bars: pd.DataFrame) -> No
     code = (
         "import sys, gymnasium, rltrade.envs; "
         "ids = [i for i in gymnasium.registry if i.startswith('rltrade/')]; "
-        "assert sorted(ids) == ['rltrade/OrderBook-v0', 'rltrade/Portfolio-v0', 'rltrade/SingleAsset-v0', 'rltrade/StockTrading-v0'], ids; "
+        "assert sorted(ids) == ['rltrade/OrderBook-v0', 'rltrade/Portfolio-v0', "
+        "'rltrade/SingleAsset-v0', 'rltrade/StockTrading-v0'], ids; "
         "heavy = [m for m in ('torch', 'stable_baselines3', 'numba') if m in sys.modules]; "
         "assert not heavy, heavy"
     )
