@@ -16,9 +16,15 @@ Layout::
     metrics.json     metrics per column of equity.csv
     summary.json     statistics over seeds
     quarters.csv     the ensemble's picks (ensemble runs)
+    predictors.json  the predictors' out-of-sample scores (combined runs)
+    events.csv       entries, exits (signal, stop-loss, take-profit, daily stop) at their fills (combined runs)
     state/           the ensemble's finished quarters (resume)
     report.html      the report
     backtests/<start>_<end>/   re-backtests over other ranges, each with its backtest.json
+
+An order-book run (``strategy: orderbook``) writes its own files instead of the equity tables:
+``metrics.json`` (final P&L per agent, the Welch t-test), ``pnl.csv``, ``positions.csv``,
+``fills.csv``, ``policy.csv`` (:mod:`rltrade.strategies.orderbook`).
 """
 
 from rltrade.runs.policy import Policy, load_policy

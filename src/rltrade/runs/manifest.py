@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from rltrade.config import RunConfig
+from rltrade.config import AgentConfig, RunConfig
 from rltrade.data.adjust import price_basis
 from rltrade.runs.files import MANIFEST_VERSION, git_commit, versions
 
@@ -41,17 +41,23 @@ def new_run_dir(config: Any, runs_dir: str | Path, create: bool = True) -> Path:
 def base_manifest(
     config: RunConfig, run_dir: Path, bars: pd.DataFrame, seeds: list[int], symbols: list[str], features: list[str]
 ) -> dict[str, Any]:
-    """The manifest fields every run has: identity, data hash, seeds, versions, commit, price basis, annualisation."""
+    """The manifest fields every run has: identity, data hash, seeds, versions, commit, price basis, annualisation.
+
+    ``algorithm`` and ``timesteps`` are the SB3 agent's; for another agent kind the strategy's
+    name and None, with the agent section under ``agent``.
+    """
+    sb3 = config.agent if isinstance(config.agent, AgentConfig) else None
     return {
         "format": MANIFEST_VERSION,
         "name": config.name,
         "run_id": run_dir.name,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "strategy": config.strategy,
-        "algorithm": config.sb3.algorithm,
+        "algorithm": sb3.algorithm if sb3 else config.strategy,
         "env": config.env.type,
         "seeds": seeds,
-        "timesteps": config.sb3.timesteps,
+        "timesteps": sb3.timesteps if sb3 else None,
+        "agent": config.agent.model_dump(mode="json"),
         "symbols": symbols,
         "train": {"start": str(config.train.start), "end": str(config.train.end)},
         "test": {"start": str(config.test.start), "end": str(config.test.end)},

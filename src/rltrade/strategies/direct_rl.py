@@ -46,7 +46,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from rltrade.agents.direct import DirectRLAgent, DirectRLKind, ReturnWindows, returns_from_close
-from rltrade.config import AgentConfig, AnyConfig, ConfigError, DirectAgentConfig, RunConfig, raise_problems
+from rltrade.config import AnyConfig, ConfigError, DirectAgentConfig, RunConfig, raise_problems
 from rltrade.envs.factory import env_kwargs
 from rltrade.envs.market import Market
 from rltrade.errors import RLTradeError
@@ -306,16 +306,8 @@ def building(final: Path) -> Iterator[Path]:
 def run_manifest(
     config: RunConfig, run_dir: Path, bars: pd.DataFrame, seeds: list[int], symbols: list[str], features: list[str]
 ) -> dict[str, Any]:
-    """:func:`~rltrade.runs.manifest.base_manifest` of a run whose agent is not Stable-Baselines3.
-
-    ``base_manifest`` reads ``config.sb3`` (an SB3 algorithm and its timesteps), which a direct
-    agent has not: it is given a stand-in SB3 section and those two fields are replaced by the
-    strategy's name and None; ``agent`` records the real agent section.
-    """
-    stand_in = config.model_copy(update={"agent": AgentConfig()})
-    manifest = base_manifest(stand_in, run_dir, bars, seeds, symbols, features)
-    manifest.update(algorithm=config.strategy, timesteps=None, agent=config.agent.model_dump(mode="json"))
-    return manifest
+    """:func:`~rltrade.runs.manifest.base_manifest` of the run (its algorithm: the strategy's name)."""
+    return base_manifest(config, run_dir, bars, seeds, symbols, features)
 
 
 def direct_problems(config: RunConfig) -> list[tuple[str, str]]:
