@@ -495,6 +495,24 @@ class PortfolioEnv(CoreEnv):
         self.feature_shape: tuple[int, int, int] = (look_back, n_feat, n)
         self._install(self.make_core(1))
 
+    def target_weights(self, action: Any, held: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The N assets' target weights that ``action`` asks for, by the rule :meth:`step` applies.
+
+        ``held`` are the weights held now: an all-zero action of ``action_mode: weights`` is a
+        "hold" (no trade) and targets them. Signals use this so that a signal is the weight the
+        backtest trades to, bit for bit.
+        """
+        settings = self._settings
+        n = self.market.n_symbols
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if settings["action_mode"] == "weights":
+            weights, total = _given_weights(a, n)
+            if total == 0.0:
+                return np.asarray(held, dtype=np.float64)[:n].copy()
+        else:
+            weights = _target_weights(a, n, settings["long_short"], settings["leverage"], settings["logit_scale"])
+        return np.asarray(weights[:n], dtype=np.float64)
+
     def make_core(self, n_copies: int) -> BatchedCore:
         """A core with ``n_copies`` copies of this env."""
         return _PortfolioCore(

@@ -269,21 +269,9 @@ def portfolio_targets(env: Any, action: Any, held: np.ndarray) -> tuple[np.ndarr
     weights). A "hold" (``action_mode: weights`` with an all-zero action: no trade) targets the
     weights held at the close, ``held``.
     """
-    # The env's own kernels (the ones its step runs), so that a signal is the weight the backtest
-    # trades to, bit for bit. A public PortfolioEnv.target_weights(action) would replace these imports.
-    from rltrade.envs.portfolio import _given_weights, _target_weights
-
     base = env.unwrapped
-    settings = base._settings
-    n = base.market.n_symbols
     a = np.asarray(action, dtype=np.float64).reshape(-1)
-    if settings["action_mode"] == "weights":
-        weights, total = _given_weights(a, n)
-        if total == 0.0:
-            weights = np.asarray(held, dtype=np.float64)
-    else:
-        weights = _target_weights(a, n, settings["long_short"], settings["leverage"], settings["logit_scale"])
-    return np.asarray(weights[:n], dtype=np.float64), a[:n].copy()
+    return base.target_weights(a, held), a[: base.market.n_symbols].copy()
 
 
 def decide(
