@@ -6,7 +6,7 @@
 - :mod:`rltrade.cli.common`: shared options and checks; :mod:`rltrade.cli.tables`: results tables.
 """
 
-from rltrade.cli import data, run, signals  # noqa: F401  (registers the commands on the app)
+from rltrade.cli import data, live, run, signals  # noqa: F401  (registers the commands on the app)
 from rltrade.cli.app import app, data_app
 from rltrade.cli.common import _console, _load, _stage, parse_sets
 from rltrade.cli.tables import _print_results

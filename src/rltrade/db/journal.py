@@ -39,6 +39,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Double,
+    Index,
     Integer,
     String,
     Table,
@@ -80,6 +81,8 @@ orders = Table(
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
     UniqueConstraint("broker", "account", "client_order_id", name="uq_orders_client_order_id"),
+    # the paper broker's pending-order query on every bar (without it long replays grow quadratically)
+    Index("ix_orders_status", "broker", "account", "status"),
 )
 
 fills = Table(

@@ -323,4 +323,3 @@ def _manifest(
         "git_commit": git_commit(),
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
-
