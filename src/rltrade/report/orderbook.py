@@ -27,8 +27,11 @@ def _group(column: str) -> str:
     return column.split("_seed")[0]
 
 
-def _paths_figure(frame: pd.DataFrame, title: str, y_title: str) -> Any:
-    """Per agent: its first run (solid) and the mean over its runs (dotted), so the page stays small."""
+def _paths_figure(frame: pd.DataFrame, title: str, y_title: str, hidden: tuple[str, ...] = ()) -> Any:
+    """Per agent: its first run (solid) and the mean over its runs (dotted), so the page stays small.
+
+    The first runs of ``hidden`` agents start switched off (a click on the legend shows them).
+    """
     import plotly.graph_objects as go
 
     figure = go.Figure()
@@ -38,7 +41,13 @@ def _paths_figure(frame: pd.DataFrame, title: str, y_title: str) -> Any:
     for group, columns in groups.items():
         color = COLORS.get(group, "#9467bd")
         figure.add_trace(
-            go.Scatter(x=frame.index, y=frame[columns[0]], name=f"{group} (run 1)", line={"color": color, "width": 1.6})
+            go.Scatter(
+                x=frame.index,
+                y=frame[columns[0]],
+                name=f"{group} (run 1)",
+                line={"color": color, "width": 1.6},
+                visible="legendonly" if group in hidden else True,
+            )
         )
         if len(columns) > 1:
             figure.add_trace(
@@ -85,8 +94,10 @@ def _table(frame: pd.DataFrame, floats: str = "{:,.2f}") -> str:
     return f'<table class="metrics"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-def _timed(frame: pd.DataFrame) -> pd.DataFrame:
-    frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("timestamp"), utc=True), name="timestamp")
+def _timed(frame: pd.DataFrame, tz: str, column: str = "timestamp") -> pd.DataFrame:
+    """``frame`` indexed by its UTC ``column`` shown in the exchange's time zone (the windows' clock)."""
+    stamps = pd.to_datetime(frame.pop(column), utc=True).dt.tz_convert(tz).dt.tz_localize(None)
+    frame.index = pd.DatetimeIndex(stamps, name=f"{column} ({tz})")
     return frame
 
 
@@ -96,8 +107,9 @@ def render_orderbook_report(run_dir: str | Path) -> str:
 
     root = Path(run_dir)
     manifest, metrics = read_json_object(root / "manifest.json"), read_json_object(root / "metrics.json")
-    pnl, positions = (_timed(read_csv(root / name)) for name in ("pnl.csv", "positions.csv"))
     session = manifest.get("session", {})
+    tz = str(session.get("tz", "UTC"))
+    pnl, positions = (_timed(read_csv(root / name), tz) for name in ("pnl.csv", "positions.csv"))
     welch = metrics["welch"]
     table = pd.DataFrame(
         [{"agent": name, **values} for name, values in metrics["agents"].items()],
@@ -120,13 +132,16 @@ def render_orderbook_report(run_dir: str | Path) -> str:
         _table(table),
         f"<p>One-sided Welch t-test, qlearning &gt; random: t = {welch['t']:.2f}, p = {welch['p']:.3g}. {verdict}</p>",
         '<h2 id="pnl">P&amp;L paths</h2>',
-        _figure_html(_paths_figure(pnl, "Mark-to-mid P&L per decision", "USD"), "pnl-plot"),
+        _figure_html(_paths_figure(pnl, f"Mark-to-mid P&L per decision (exchange time, {tz})", "USD"), "pnl-plot"),
         '<h2 id="positions">Positions</h2>',
-        _figure_html(_paths_figure(positions, "Position per decision (shares)", "shares"), "position-plot"),
+        _figure_html(
+            _paths_figure(positions, "Position per decision (shares)", "shares", hidden=("random",)), "position-plot"
+        ),
     ]
     if (root / "fills.csv").exists():
         fills = pd.read_csv(root / "fills.csv")
         if len(fills):
+            fills["timestamp"] = pd.to_datetime(fills["timestamp"], utc=True).dt.tz_convert(tz).dt.tz_localize(None)
             sections += ['<h2 id="fills">Fills</h2>', _figure_html(_fills_figure(fills), "fills-plot")]
     if (root / "policy.csv").exists():
         policy = read_csv(root / "policy.csv")
