@@ -45,6 +45,10 @@ from rltrade.brokers.base import (
     OrderRequest,
     OrderStatus,
     Position,
+    describe_order,
+    describe_request,
+    same_order,
+    utc,
 )
 
 if TYPE_CHECKING:
@@ -229,7 +233,7 @@ class AlpacaBroker:
 
     def fills(self, since: dt.datetime | None = None) -> list[Fill]:
         """Executions after ``since`` (naive means UTC), oldest first (``GET /v2/account/activities/FILL``)."""
-        after = _utc(since) if since is not None else None
+        after = utc(since) if since is not None else None
         fills: list[Fill] = []
         for row in self._activities(after):
             fill = self._fill(row)
@@ -257,7 +261,7 @@ class AlpacaBroker:
         from alpaca.common.exceptions import APIError
 
         alpaca_request = _alpaca_request(request)
-        what = f"order {request.client_order_id} ({_describe(request)})"
+        what = f"order {request.client_order_id} ({describe_request(request)})"
         try:
             send = partial(self._client.submit_order, alpaca_request)
             placed = self._call(f"sending {what}", send, passthrough=_ANY_STATUS)
@@ -359,10 +363,10 @@ class AlpacaBroker:
                 f"alpaca kept failing {what} (HTTP {status}: {detail}) and holds no order with that id; "
                 "nothing was placed as far as Alpaca says now: look it up again before resending"
             ) from exc
-        if not _same_order(existing, request):
+        if not same_order(existing, request):
             raise BrokerError(
                 f"alpaca already holds client_order_id {request.client_order_id} for a different order "
-                f"({_describe_order(existing)}), not {_describe(request)}: the id was reused"
+                f"({describe_order(existing)}), not {describe_request(request)}: the id was reused"
             ) from exc
         why = "Alpaca refused the id as a duplicate" if duplicate else f"HTTP {status} after retries"
         log.warning("alpaca: %s already at Alpaca (%s; %s): not sent again", what, existing.status, why)
@@ -417,7 +421,7 @@ class AlpacaBroker:
             sign = -1.0 if str(row["side"]).startswith("sell") else 1.0  # sell, sell_short
             qty = sign * abs(float(row["qty"]))
             price = float(row["price"])
-            when = _utc(dt.datetime.fromisoformat(str(row["transaction_time"])))
+            when = utc(dt.datetime.fromisoformat(str(row["transaction_time"])))
             symbol, fill_id = str(row["symbol"]), str(row["id"])
         except (KeyError, TypeError, ValueError) as exc:
             raise BrokerError(f"alpaca returned a fill activity this broker cannot read ({exc!r}): {row}") from exc
@@ -518,26 +522,6 @@ def _reason(raw: str, status: OrderStatus, row: AlpacaOrder) -> str | None:
     return None if raw == status or (raw, status) == ("canceled", "cancelled") else f"alpaca: {raw}"
 
 
-def _same_order(order: Order, request: OrderRequest) -> bool:
-    """Whether the order Alpaca holds under the id is the one requested (symbol, signed qty, limit)."""
-    same_limit = (order.limit_price is None) == (request.limit_price is None) and (
-        request.limit_price is None or math.isclose(order.limit_price or 0.0, request.limit_price, rel_tol=1e-9)
-    )
-    return order.symbol == request.symbol and math.isclose(order.qty, request.qty, rel_tol=1e-9) and same_limit
-
-
-def _describe(request: OrderRequest) -> str:
-    side = "buy" if request.qty > 0 else "sell"
-    price = "at market" if request.limit_price is None else f"limit {request.limit_price:g}"
-    return f"{side} {abs(request.qty):g} {request.symbol} {price}, {request.time_in_force}"
-
-
-def _describe_order(order: Order) -> str:
-    side = "buy" if order.qty > 0 else "sell"
-    price = "at market" if order.limit_price is None else f"limit {order.limit_price:g}"
-    return f"{side} {abs(order.qty):g} {order.symbol} {price}, {order.status}"
-
-
 def _body(exc: Exception) -> Any:
     try:
         return json.loads(str(exc))
@@ -570,7 +554,3 @@ def _float(value: Any) -> float:
 def _text(value: Any) -> str:
     """An alpaca-py enum (or plain string) as its string value."""
     return str(getattr(value, "value", value) or "")
-
-
-def _utc(when: dt.datetime) -> dt.datetime:
-    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -158,3 +159,36 @@ def client_order_id(run: str, date: str | dt.date, symbol: str, leg: str) -> str
     digest = hashlib.sha256(f"{run}|{day}|{symbol}|{leg}".encode()).hexdigest()[:10]
     readable = f"rt-{day.replace('-', '')}-{symbol[:8]}-{leg[:10]}"
     return f"{readable}-{digest}"
+
+
+def same_order(order: Order, request: OrderRequest, *, exact: bool = True) -> bool:
+    """Whether ``order`` (found under ``request``'s client id) is the one requested.
+
+    ``exact``: the same symbol, signed quantity and limit; else only the same symbol and side
+    (an order known only from its executions, whose full size is unknown).
+    """
+    if not exact:
+        return order.symbol == request.symbol and order.qty * request.qty > 0
+    same_limit = (order.limit_price is None) == (request.limit_price is None) and (
+        request.limit_price is None or math.isclose(order.limit_price or 0.0, request.limit_price, rel_tol=1e-9)
+    )
+    return order.symbol == request.symbol and math.isclose(order.qty, request.qty, rel_tol=1e-9) and same_limit
+
+
+def describe_request(request: OrderRequest) -> str:
+    """``buy 10 AAPL at market, day``: a request in a log line or an error."""
+    side = "buy" if request.qty > 0 else "sell"
+    price = "at market" if request.limit_price is None else f"limit {request.limit_price:g}"
+    return f"{side} {abs(request.qty):g} {request.symbol} {price}, {request.time_in_force}"
+
+
+def describe_order(order: Order) -> str:
+    """``sell 5 MSFT limit 410, filled``: an order in a log line or an error."""
+    side = "buy" if order.qty > 0 else "sell"
+    price = "at market" if order.limit_price is None else f"limit {order.limit_price:g}"
+    return f"{side} {abs(order.qty):g} {order.symbol} {price}, {order.status}"
+
+
+def utc(when: dt.datetime) -> dt.datetime:
+    """``when`` as an aware UTC time (a naive time is taken to be UTC)."""
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)

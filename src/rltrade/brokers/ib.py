@@ -53,6 +53,10 @@ from rltrade.brokers.base import (
     OrderRequest,
     OrderStatus,
     Position,
+    describe_order,
+    describe_request,
+    same_order,
+    utc,
 )
 
 if TYPE_CHECKING:
@@ -296,7 +300,7 @@ class IBBroker:
         commission report has arrived.
         """
         ib = self._pump()
-        cutoff = _utc(since) if since is not None else None
+        cutoff = utc(since) if since is not None else None
         out = [_fill(f) for f in ib.fills()]
         return sorted((f for f in out if cutoff is None or f.time >= cutoff), key=lambda f: (f.time, f.fill_id))
 
@@ -320,15 +324,15 @@ class IBBroker:
             The id is already used by a different order, or the request is malformed.
         """
         self._pump()
-        what = f"order {request.client_order_id} ({_describe(request)})"
+        what = f"order {request.client_order_id} ({describe_request(request)})"
         trade = self._find_trade(request.client_order_id)
         existing = self._order(trade) if trade is not None else self._find(request.client_order_id)
         if existing is not None:
             # An order known only from its executions may have filled in part: its size is unknown.
-            if not _same_order(existing, request, exact=trade is not None):
+            if not same_order(existing, request, exact=trade is not None):
                 raise BrokerError(
                     f"ib already holds client_order_id {request.client_order_id} for a different order "
-                    f"({_describe_order(existing)}), not {_describe(request)}: the id was reused"
+                    f"({describe_order(existing)}), not {describe_request(request)}: the id was reused"
                 )
             log.warning("ib: %s already at IB (%s): not sent again", what, existing.status)
             return existing
@@ -487,7 +491,7 @@ def _fill(f: IBFill) -> Fill:
         symbol=f.contract.symbol,
         qty=sign * float(ex.shares),
         price=float(ex.price),
-        time=_utc(ex.time),
+        time=utc(ex.time),
         fee=float(f.commissionReport.commission or 0.0),
         fill_id=ex.execId,
     )
@@ -512,29 +516,3 @@ def _order_from_fills(client_order_id: str, fills: list[IBFill]) -> Order:
 def _vwap(fills: list[IBFill]) -> float:
     shares = sum(f.execution.shares for f in fills)
     return sum(f.execution.shares * f.execution.price for f in fills) / shares if shares else 0.0
-
-
-def _same_order(order: Order, request: OrderRequest, *, exact: bool = True) -> bool:
-    """Whether the order under the id is the one requested: symbol, signed qty and limit (``exact``), else side."""
-    if not exact:
-        return order.symbol == request.symbol and order.qty * request.qty > 0
-    same_limit = (order.limit_price is None) == (request.limit_price is None) and (
-        request.limit_price is None or math.isclose(order.limit_price or 0.0, request.limit_price, rel_tol=1e-9)
-    )
-    return order.symbol == request.symbol and math.isclose(order.qty, request.qty, rel_tol=1e-9) and same_limit
-
-
-def _describe(request: OrderRequest) -> str:
-    side = "buy" if request.qty > 0 else "sell"
-    price = "at market" if request.limit_price is None else f"limit {request.limit_price:g}"
-    return f"{side} {abs(request.qty):g} {request.symbol} {price}, {request.time_in_force}"
-
-
-def _describe_order(order: Order) -> str:
-    side = "buy" if order.qty > 0 else "sell"
-    price = "at market" if order.limit_price is None else f"limit {order.limit_price:g}"
-    return f"{side} {abs(order.qty):g} {order.symbol} {price}, {order.status}"
-
-
-def _utc(when: dt.datetime) -> dt.datetime:
-    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
