@@ -131,9 +131,9 @@ class BarStore:
         self.is_local = self.protocol in ("file", "local")
         self._root_checked = False
         if self.is_local:
-            self._check_root()
+            self.check_root()
 
-    def _check_root(self) -> None:
+    def check_root(self) -> None:
         """Refuse a root that is a file, or lies under one (checked once, before the first read or write)."""
         if self._root_checked:
             return
@@ -173,7 +173,7 @@ class BarStore:
 
     def symbols(self, freq: str = "1d") -> list[str]:
         """Symbols stored at ``freq``, sorted."""
-        self._check_root()
+        self.check_root()
         base = f"{self.root.rstrip('/')}/freq={freq}"
         if not self.fs.exists(base):
             return []
@@ -188,15 +188,15 @@ class BarStore:
     def _read_schema(self, path: str) -> pa.Schema:
         """The Arrow schema (with the key-value metadata) of a partition file, read from its footer."""
         try:
-            if self.is_local:  # Arrow opens the file itself: no Python file object (see _read_table)
+            if self.is_local:  # Arrow opens the file itself: no Python file object (see read_table)
                 return pq.read_schema(path)
             with self.fs.open(path, "rb") as fh:  # read synchronously on this thread
                 return pq.read_schema(fh)
         except (OSError, pa.ArrowException) as exc:
             raise StoreError(f"{path}: cannot be read as a Parquet partition: {exc}") from None
 
-    def _read_table(self, path: str) -> pa.Table:
-        """A whole partition file.
+    def read_table(self, path: str, what: str = "a Parquet partition") -> pa.Table:
+        """A whole Parquet file of the store (``what`` it should be names it in the error).
 
         Arrow is never handed a Python file object here. ``pq.read_table`` decodes on Arrow's CPU
         pool, and the pool thread that finishes the read drops the last reference to the reader,
@@ -214,7 +214,7 @@ class BarStore:
                     return pq.read_table(source)
             return pq.read_table(pa.BufferReader(self.fs.cat_file(path)))
         except (OSError, pa.ArrowException) as exc:
-            raise StoreError(f"{path}: cannot be read as a Parquet partition: {exc}") from None
+            raise StoreError(f"{path}: cannot be read as {what}: {exc}") from None
 
     def _read_meta(self, path: str) -> dict[str, Any]:
         schema = self._read_schema(path)
@@ -251,7 +251,7 @@ class BarStore:
         path = self._path(freq, symbol)
         if not self.fs.exists(path):
             return None
-        table = self._read_table(path)
+        table = self.read_table(path)
         raw = (table.schema.metadata or {}).get(META_KEY)
         if raw is None:
             raise StoreError(f"{path}: not an rltrade partition (no '{META_KEY.decode()}' metadata)")
@@ -351,7 +351,7 @@ class BarStore:
         """Write every partition to a temporary file, then rename each into place."""
         if not writes:
             return
-        self._check_root()
+        self.check_root()
         temps: list[tuple[str, str]] = []
         made_dirs: list[str] = []
         try:

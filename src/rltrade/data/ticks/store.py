@@ -74,7 +74,7 @@ class TickStore:
 
     def sessions(self, symbol: str | None = None) -> list[tuple[str, str]]:
         """Stored ``(symbol, date)`` pairs, sorted; only those of ``symbol`` when given."""
-        self._bars._check_root()
+        self._bars.check_root()
         found = []
         for entry in self.fs.glob(f"{self._base()}/symbol=*/date=*/{FILE_NAME}"):
             parts = str(entry).rstrip("/").split("/")
@@ -108,7 +108,7 @@ class TickStore:
         """
         _check_session(events)
         validate_events(events)
-        self._bars._check_root()
+        self._bars.check_root()
         table = pa.table({col: np.ascontiguousarray(getattr(events, col)) for col in EVENT_COLUMNS})
         meta = {
             "format": FORMAT_VERSION,
@@ -167,7 +167,7 @@ class TickStore:
             session of this store.
         """
         path = self.path(symbol, date)
-        self._bars._check_root()
+        self._bars.check_root()
         if not self.fs.exists(path):
             held = [d for s, d in self.sessions(symbol)]
             if not held:
@@ -178,7 +178,7 @@ class TickStore:
                 )
             shown = ", ".join(held[:10]) + (f" and {len(held) - 10} more" if len(held) > 10 else "")
             raise StoreError(f"no tick session of {symbol} on {date} in store {self.uri}; it has {shown}")
-        table = self._read_table(path)
+        table = self._bars.read_table(path, "a tick session")
         raw = (table.schema.metadata or {}).get(META_KEY)
         missing = [c for c in EVENT_COLUMNS if c not in table.column_names]
         if raw is None or missing:
@@ -186,16 +186,6 @@ class TickStore:
         meta: dict[str, Any] = json.loads(raw)
         columns = {c: table.column(c).to_numpy().astype(EVENT_DTYPES[c], copy=False) for c in EVENT_COLUMNS}
         return Events(symbol=str(meta["symbol"]), date=str(meta["date"]), tz=str(meta["tz"]), **columns)
-
-    def _read_table(self, path: str) -> pa.Table:
-        """Read a session file without handing Arrow a Python file object (see ``BarStore._read_table``)."""
-        try:
-            if self.is_local:
-                with pa.OSFile(path, "rb") as source:
-                    return pq.read_table(source)
-            return pq.read_table(pa.BufferReader(self.fs.cat_file(path)))
-        except (OSError, pa.ArrowException) as exc:
-            raise StoreError(f"{path}: cannot be read as a tick session: {exc}") from None
 
 
 def _check_session(events: Events) -> None:
