@@ -62,11 +62,12 @@ class OrderBookResult:
         )
 
 
-def load_session(config: OrderBookConfig, progress: bool = False) -> Any:
-    """The session's :class:`~rltrade.data.ticks.Events`: from the tick store, else read and ingested.
+def load_session(config: OrderBookConfig) -> Any:
+    """The session's :class:`~rltrade.data.ticks.Events`.
 
-    ``synthetic:[SEED]`` is generated (seeded, offline); ``lobster:`` and ``taq:`` files are read,
-    validated and ingested into the store on first use, then read from the store.
+    ``synthetic:[SEED]`` is generated (seeded, offline). ``lobster:`` and ``taq:`` files are read
+    and validated, and ingested into the tick store when it does not hold the session yet (as
+    ``rltrade data ingest`` would), so later tools find it there.
     """
     from rltrade.data.ticks import TickStore, read_lobster, read_taq, synthetic_events
 
@@ -96,7 +97,7 @@ def load_session(config: OrderBookConfig, progress: bool = False) -> Any:
     if (events.symbol, events.date) not in store.sessions(events.symbol):
         store.ingest(events, source=data.source)
         log.info("ingested %s %s (%d events) into %s", events.symbol, events.date, len(events), store.root)
-    return store.load(events.symbol, events.date)
+    return events
 
 
 def check_windows(config: OrderBookConfig, events: Any) -> None:
@@ -191,7 +192,7 @@ class OrderBookStrategy:
         runs = n_seeds if n_seeds > 1 else config.evaluation.runs
         seeds = [config.seed + i for i in range(runs)]
         stage("loading the session")
-        events = load_session(config, progress)
+        events = load_session(config)
         check_windows(config, events)
         fit_env, train_env, test_env = (make_env(events, config, w) for w in (config.fit, config.train, config.test))
         fit_obs = collect_observations(fit_env, seed=config.seed, max_steps=fit_env.n_steps + 1, action=ACTION_NONE)
