@@ -23,7 +23,7 @@ RANK = {
     "backtest": 5,
     "brokers": 5,
     "runs": 6,
-    "signals": 6,
+    "signals": 8,
     "report": 7,
     "strategies": 8,
     "live": 8,

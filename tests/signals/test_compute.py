@@ -155,7 +155,10 @@ def _edited_copy(run: TrainedRun, folder: Path, config: dict | None = None, mani
     if config:
         data = yaml.safe_load((target / "config.yaml").read_text())
         for section, values in config.items():
-            data[section].update(values)
+            if isinstance(values, dict):
+                data[section].update(values)
+            else:
+                data[section] = values
         (target / "config.yaml").write_text(yaml.safe_dump(data))
     if manifest:
         data = json.loads((target / "manifest.json").read_text())
@@ -163,12 +166,19 @@ def _edited_copy(run: TrainedRun, folder: Path, config: dict | None = None, mani
     return target
 
 
-def test_an_ensemble_run_is_refused_naming_its_current_pick(run: TrainedRun, engine: Engine, tmp_path: Path) -> None:
-    folder = _edited_copy(run, tmp_path, manifest={"strategy": "ensemble"})
+def test_an_ensemble_run_without_its_quarterly_models_is_refused_naming_its_current_pick(
+    run: TrainedRun, engine: Engine, tmp_path: Path
+) -> None:
+    folder = _edited_copy(
+        run,
+        tmp_path,
+        config={"strategy": "ensemble", "env": {"type": "stock_trading", "params": {"hmax": 100}}},
+        manifest={"strategy": "ensemble"},
+    )
     pd.DataFrame({"quarter": [0, 1], "trade_start": ["2011-01-03", "2011-04-01"], "picked": ["a2c", "ppo"]}).to_csv(
         folder / "quarters.csv", index=False
     )
-    with pytest.raises(SignalError, match=r"ensemble run \(its current pick: ppo, trading from 2011-04-01\).*later"):
+    with pytest.raises(SignalError, match=r"ensemble run \(its current pick: ppo, trading from 2011-04-01\).*re-run"):
         compute_signals(folder, "2011-02-15", engine=engine)
 
 

@@ -7,7 +7,7 @@ session's starting equity, the daily stop's halt) carries from one bar to the ne
 the close of T:
 
 1. the signals of every bar from the run's test start to T are made from the bars up to T
-   (:func:`rltrade.strategies.combined.signals_frame`: each at its bar, from bars up to it), with
+   (:class:`rltrade.signals.deciders.RulesModels`: each at its bar, from bars up to it), with
    the run's saved models (the first seed's), and the row of T is taken;
 2. the rules' state is read from the database (table ``live_rules_state``, one row per broker,
    account and run), and its positions and cash are replaced by the broker's: the shares held,
@@ -32,11 +32,8 @@ import datetime as dt
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pandas as pd
 from sqlalchemy import Column, DateTime, String, Table, Text, select
 from sqlalchemy.engine import Engine
 
@@ -64,57 +61,6 @@ class RulesTarget:
 
     shares: float
     reason: str
-
-
-class CombinedSignals:
-    """The saved models of a combined run's first seed, and its signals at any day from data up to it."""
-
-    def __init__(self, run: Any) -> None:
-        from rltrade.agents.direct import DirectRLKind
-        from rltrade.agents.predictors.models import load_predictor
-
-        models = Path(run.run_dir) / "models"
-        seed = run.seed
-        self.run = run
-        self.lstm = load_predictor(models / f"lstm_seed_{seed}.pt")
-        self.cnn = load_predictor(models / f"cnn_seed_{seed}.pt")
-        self.agent = DirectRLKind().load(run.config, models / DirectRLKind().model_file(seed))
-        rules = (run.manifest.get("combined") or {}).get("rules") or run.config.combined.rules.model_dump()
-        self.rules = TradingRules.from_dict(rules)
-        self._frame: pd.DataFrame | None = None
-
-    def compute(self, bars: pd.DataFrame) -> pd.DataFrame:
-        """The signals of every bar of ``bars`` (adjusted, up to a day) from the run's test start: ``signals_frame``."""
-        from rltrade.strategies.combined import signals_frame
-
-        common = _common_bars(bars, self.run.symbols)
-        start = pd.Timestamp(self.run.test_start, tz="UTC")
-        self._frame = signals_frame(self.lstm, self.cnn, self.agent, common, start)  # type: ignore[arg-type]
-        return self._frame
-
-    def at(self, day: dt.date) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(lstm_up, p_up, rl_signal)`` of the symbols (sorted) at the bar of ``day`` of the last :meth:`compute`."""
-        from rltrade.strategies.combined import to_signals
-
-        if self._frame is None:
-            raise RuntimeError("CombinedSignals.at before compute")
-        stamps = pd.DatetimeIndex(self._frame.index.get_level_values("timestamp"))
-        part = self._frame.loc[np.asarray(stamps.normalize() == pd.Timestamp(day, tz="UTC"))]
-        if part.empty:
-            raise KeyError(day)
-        signals = to_signals(part, len(self.run.symbols))
-        return np.asarray(signals.lstm_up)[-1], np.asarray(signals.p_up)[-1], np.asarray(signals.rl_signal)[-1]
-
-
-def _common_bars(bars: pd.DataFrame, symbols: tuple[str, ...]) -> pd.DataFrame:
-    """The bars of the timestamps every symbol has (the aligned market the backtest's models read), sorted."""
-    frame = bars[bars["symbol"].isin(symbols)].copy()
-    frame["timestamp"] = pd.DatetimeIndex(frame["timestamp"]).tz_convert("UTC")
-    counts = frame.groupby("timestamp")["symbol"].nunique()
-    keep = counts.index[counts.to_numpy() == len(symbols)]
-    frame = frame[frame["timestamp"].isin(keep)]
-    columns = ["symbol", "timestamp", "open", "high", "low", "close", "volume"]
-    return frame.sort_values(["timestamp", "symbol"], kind="stable")[columns].reset_index(drop=True)
 
 
 def load_state(engine: Engine, broker: str, account: str, run_id: str) -> tuple[RulesState, str] | None:

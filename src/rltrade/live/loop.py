@@ -211,38 +211,19 @@ def open_live_run(run_dir: str | Path, store: str | None = None) -> LiveRun:
     if not root.is_dir():
         raise LiveError(f"run directory {root} does not exist (expected the output of `rltrade train` or `run`)")
     manifest = read_manifest(root)
-    combined = manifest.get("strategy") == "combined"
-    run = _combined_run(root, manifest, store) if combined else open_run(root, store)
+    run = open_run(root, store)
     timing = str(manifest.get("timing") or run.config.env.timing or "next_open")
     if timing not in ("next_open", "next_close"):
         raise LiveError(
             f"{root.name} was backtested with timing {timing!r}: a live order decided after the close fills on a "
             "later bar, so only next_open and next_close runs are traded"
         )
-    if combined:
-        return LiveRun(run, timing, make_cost(run.config.env.cost), "combined", "rules")
-    algorithm = str(manifest.get("algorithm") or "agent").lower()
-    return LiveRun(run, timing, make_cost(run.config.env.cost), algorithm)
-
-
-def _combined_run(root: Path, manifest: dict[str, Any], store: str | None) -> Any:
-    """A combined run as a :class:`~rltrade.signals.compute.SignalRun` (its first seed decides)."""
-    from rltrade.config import bar_config, load_config
-    from rltrade.signals.compute import SignalRun
-
-    overrides = {"data.store": str(store)} if store is not None else None
-    config = bar_config(load_config(root / "config.yaml", overrides), f"config.yaml of {root}")
-    seeds = [int(s) for s in manifest.get("seeds", [])]
-    symbols = tuple(sorted(str(s) for s in manifest.get("symbols") or config.data.symbols or ()))
-    if not seeds or not symbols or not (root / "models").is_dir():
-        raise LiveError(
-            f"manifest.json of {root} names no seeds or no symbols, or it has no models: is the run finished?"
-        )
-    if config.data.freq != "1d":
-        raise LiveError(
-            f"{root.name} trades {config.data.freq} bars: the live loop runs daily sessions (after the close)"
-        )
-    return SignalRun(root, str(manifest.get("run_id") or root.name), manifest, config, symbols, seeds[0])
+    cost = make_cost(run.config.env.cost)
+    strategy = run.config.strategy
+    if strategy == "combined":
+        return LiveRun(run, timing, cost, "combined", "rules")
+    column = {"direct_rl": "direct_rl", "ensemble": "ensemble"}.get(strategy)
+    return LiveRun(run, timing, cost, column or str(manifest.get("algorithm") or "agent").lower())
 
 
 # --------------------------------------------------------------------------------------------
@@ -788,10 +769,10 @@ class LiveLoop:
     def rules_signals(self, day: dt.date, until: dt.date | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A combined run's signals at ``day`` from its models, over the bars up to ``until`` (default ``day``)."""
         from rltrade.data.adjust import adjust_prices
-        from rltrade.live.combined import CombinedSignals
+        from rltrade.signals.deciders import RulesModels
 
         if self._combined is None:
-            self._combined = CombinedSignals(self.run.signals)
+            self._combined = RulesModels(self.run.signals)
         if self._signals_until is None or self._signals_until < day:
             upto = until or day
             bars = adjust_prices(self._load(upto), self.run.signals.config.data.prices)

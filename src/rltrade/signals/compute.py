@@ -5,10 +5,11 @@
                 run_id       as_of symbol    weight     score  seed   last_bar  created
 0  quickstart-20261201-220623  2022-12-30   AAPL  0.046...
 
-What is computed. The run's policy (the model of the run's **first seed**, as ``rltrade
-backtest`` prints first) trades from the run's test start to T, exactly as the backtest does:
-its observation carries the weights it holds, so its state at T must be the one its own
-trading led to. The action it then chooses after T's close is turned into target weights by
+What is computed (a single-agent run; the other strategies: :mod:`rltrade.signals.deciders`).
+The run's policy (the model of the run's **first seed**, as ``rltrade backtest`` prints first)
+trades from the run's test start to T, exactly as the backtest does: its observation carries
+the weights it holds, so its state at T must be the one its own trading led to. The action it
+then chooses after T's close is turned into target weights by
 the env's own rule (softmax of the logits, the long/short scaling, or normalised weights; see
 :mod:`rltrade.envs.portfolio`). For the days of the test range, the signals are therefore the
 backtest's decisions: the fill of T+1 trades to them.
@@ -23,11 +24,11 @@ action after each day: each observation uses bars up to its own day only (the en
 which the lookahead guard of the env tests checks), and ``tests/signals`` checks that these rows
 equal the ones computed day by day from truncated data.
 
-What is supported. Single-agent runs (``strategy: single``) of the ``portfolio`` env on daily
-bars. An ensemble run keeps its quarterly agents' trajectories but not the agents themselves, so
-there is no model to rebuild: it is refused with a :class:`SignalError` naming its current pick.
-The ``stock_trading`` and ``single_asset`` envs trade share counts and positions whose size
-depends on the next fill price; their signals come later.
+What is supported. Runs of daily bars of the strategies ``single`` (the portfolio env),
+``direct_rl``, ``combined`` and ``ensemble`` (its current pick): :mod:`rltrade.signals.deciders`
+holds each one's rule. The ``stock_trading`` and ``single_asset`` envs of a single-agent run
+trade share counts and positions whose size depends on the next fill price; their signals come
+later.
 
 The cache. Rows go to the signal table of the database (:mod:`rltrade.db.signals`; SQLite
 ``<store>/rltrade.db`` by default, ``RLTRADE_DB`` for any SQLAlchemy URL). Re-running a day
@@ -103,18 +104,20 @@ def open_run(run_dir: str | Path, store: str | Path | None = None) -> SignalRun:
     ``store`` replaces the config's ``data.store`` (the bars moved, or a copy of the store).
     """
     from rltrade.runs.files import read_manifest
+    from rltrade.signals.deciders import STRATEGIES
 
     root = Path(run_dir)
     if not root.is_dir():
         raise SignalError(f"run directory {root} does not exist (expected the output of `rltrade train` or `run`)")
     manifest = read_manifest(root)
-    if manifest.get("strategy") == "ensemble":
-        _refuse_ensemble(root)
     overrides = {"data.store": str(store)} if store is not None else None
     config = bar_config(load_config(root / "config.yaml", overrides), f"config.yaml of {root}")
-    if config.strategy != "single":
-        raise SignalError(f"{root.name}: strategy {config.strategy!r}: signals are computed for single-agent runs")
-    if config.env.type != "portfolio":
+    if config.strategy not in STRATEGIES:
+        raise SignalError(
+            f"{root.name}: strategy {config.strategy!r} has no daily signals; they are computed for "
+            f"{', '.join(STRATEGIES)} runs"
+        )
+    if config.strategy == "single" and config.env.type != "portfolio":
         raise SignalError(
             f"{root.name} trades the {config.env.type} env: signals (target weights) are computed for portfolio-env "
             "runs; share-count and position envs come later"
@@ -125,17 +128,18 @@ def open_run(run_dir: str | Path, store: str | Path | None = None) -> SignalRun:
         )
     seeds = [int(s) for s in manifest.get("seeds", [])]
     symbols = tuple(str(s) for s in manifest.get("symbols") or config.data.symbols or ())
+    if config.strategy in ("direct_rl", "combined"):  # their models read the symbols in sorted order
+        symbols = tuple(sorted(symbols))
     if not seeds or not symbols:
         raise SignalError(f"manifest.json of {root} names no seeds or no symbols: is the run finished?")
     run_id = str(manifest.get("run_id") or root.name)
     return SignalRun(root, run_id, manifest, config, symbols, seeds[0])
 
 
-def _refuse_ensemble(root: Path) -> None:
-    """The ensemble's refusal, naming its current pick (``quarters.csv``) when the run has one."""
+def current_pick(root: Path) -> str:
+    """`` (its current pick: ppo, trading from 2011-04-01)`` of an ensemble run with a ``quarters.csv``, else ``""``."""
     from rltrade.runs import Run
 
-    pick = ""
     try:
         quarters = Run.open(root).quarters
     except RLTradeError:
@@ -144,11 +148,8 @@ def _refuse_ensemble(root: Path) -> None:
         last = quarters.iloc[-1]
         since = last["trade_start"]
         since = since.date() if isinstance(since, pd.Timestamp) else since
-        pick = f" (its current pick: {last['picked']}, trading from {since})"
-    raise SignalError(
-        f"{root.name} is an ensemble run{pick}: ensemble signals come later; an ensemble run keeps its quarterly "
-        "agents' trajectories, not the agents, so there is no trained model to rebuild for the next day"
-    )
+        return f" (its current pick: {last['picked']}, trading from {since})"
+    return ""
 
 
 # ----------------------------------------------------------------------------------- dates and data
@@ -384,7 +385,7 @@ def compute_signals(
         test range or after the last bar in the store.
     """
     from rltrade.db.signals import read_signals
-    from rltrade.runs.policy import load_policy
+    from rltrade.signals.deciders import decisions
 
     run = open_run(run_dir, store)
     if update_data:
@@ -396,7 +397,7 @@ def compute_signals(
     check_day(run, bars, day)
     # the last bar of the data handed to the policy: by load_until, never after the as-of date
     seen = pd.Timestamp(bars["timestamp"].max()).tz_convert("UTC").tz_localize(None)
-    rows = decide(run, load_policy(run.run_dir, run.seed, run.config, run.manifest), bars, [day], seen)
+    rows = decisions(run, bars, [day], seen)
     engine = _engine(engine, run)
     counts = _store_rows(engine, run, rows)
     state = next(k for k, v in counts.items() if v)
@@ -419,7 +420,7 @@ def compute_range(
     last of them (see the module docstring); the days already cached are left as they are.
     """
     from rltrade.db.signals import cached_days, read_signals
-    from rltrade.runs.policy import load_policy
+    from rltrade.signals.deciders import decisions
 
     run = open_run(run_dir, store)
     last = last_stored_day(run)
@@ -447,6 +448,5 @@ def compute_range(
         until = pd.DatetimeIndex(bars["timestamp"]).tz_convert("UTC").normalize() <= pd.Timestamp(missing[-1], tz="UTC")
         part = bars.loc[np.asarray(until)].reset_index(drop=True)
         part.attrs = dict(bars.attrs)
-        policy = load_policy(run.run_dir, run.seed, run.config, run.manifest)
-        _store_rows(engine, run, decide(run, policy, part, missing))
+        _store_rows(engine, run, decisions(run, part, missing))
     return read_signals(engine, run.run_id, lo, hi)
