@@ -35,7 +35,7 @@ import pandas as pd
 import pytest
 import yaml
 from sqlalchemy.engine import Engine
-from tests.signals.runs import TrainedRun, trained_run
+from tests.signals.runs import TrainedRun, strategy_run, trained_run
 
 from rltrade.brokers.paper import PaperBroker
 from rltrade.config import ConfigError
@@ -50,31 +50,6 @@ from rltrade.live.loop import PlannedOrder, limit_refusal, session_day
 SYMBOLS = ("AAPL", "IBM", "MSFT")
 RATE = 10 / 1e4  # the run's 10 bps
 FIRST, LAST = dt.date(2011, 1, 3), dt.date(2011, 3, 31)
-PREDICTOR = {"window": 30, "size": 8, "epochs": 2, "patience": 1, "batch_size": 256}
-COMBINED = {
-    "name": "combined-live",
-    "seed": 0,
-    "strategy": "combined",
-    "data": {"source": "sample:stocks", "symbols": list(SYMBOLS)},
-    "env": {
-        "type": "portfolio",
-        "params": {"look_back": 1},
-        "cost": {"model": "bps", "bps": 10},
-        "timing": "next_open",
-    },
-    "train": {"start": "2007-01-01", "end": "2010-12-31"},
-    "test": {"start": "2011-01-01", "end": "2011-03-31"},
-    "agent": {"kind": "direct", "lookback": 8, "epochs": 20, "patience": 5, "validation_bars": 252},
-    "combined": {
-        "lstm": PREDICTOR,
-        "cnn": PREDICTOR,
-        # no stops (a live loop learns of one at the close, the backtest fills it inside the bar) and no
-        # shorts (the paper account is a cash account); exits as soon as the entry conditions fail
-        "rules": {"allow_short": False, "stop_loss": None, "take_profit": None, "exit_rule": "conditions"},
-    },
-    "baselines": {"names": ["equal_weight"]},
-    "evaluation": {"n_boot": 100},
-}
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +60,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
 @pytest.fixture(scope="module")
 def combined_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A combined-strategy run of the three stocks (the predictors and the direct agent barely trained)."""
-    from rltrade import workflow
-    from rltrade.config import parse_config
-
-    root = tmp_path_factory.mktemp("combined")
-    config = parse_config({**COMBINED, "data": {**COMBINED["data"], "store": str(root / "store")}})
-    return workflow.run(config, root / "runs", 1, progress=False).run_dir
+    return strategy_run(tmp_path_factory, "combined").run_dir
 
 
 @pytest.fixture()

@@ -1,9 +1,14 @@
-"""One tiny trained run per test session, shared by tests/signals and tests/cli/test_signals_cli.py.
+"""Tiny trained runs per test session, shared by tests/signals, tests/live and tests/cli/test_signals_cli.py.
 
 PPO on the portfolio env over three OHLCV stocks of the embedded bokeh sample (AAPL, IBM,
 MSFT), 256 timesteps (a few seconds): trained on 2009-2010, backtested on 2011-01..03 with
 ``next_open`` fills (the default for bars with opens) and 10 bps costs. :func:`next_close_copy`
 gives the same model under ``next_close`` fills, as a second run directory.
+
+:func:`strategy_run` trains a run of seed 002's strategies on the same stocks and dates in a few
+seconds: ``direct_rl`` (the direct agent, long/short weights, ``next_close`` fills) and
+``combined`` (the LSTM, the CNN and the direct agent under the trading rules, stops off, long
+only, ``next_open`` fills).
 """
 
 from __future__ import annotations
@@ -34,6 +39,53 @@ CONFIG = {
     },
     "baselines": {"names": ["equal_weight"]},
     "evaluation": {"n_boot": 100},
+}
+
+
+PREDICTOR = {"window": 30, "size": 8, "epochs": 2, "patience": 1, "batch_size": 256}
+DIRECT_AGENT = {"kind": "direct", "lookback": 8, "epochs": 20, "patience": 5, "validation_bars": 252}
+STRATEGY_CONFIGS: dict[str, dict] = {
+    "combined": {
+        "name": "combined-live",
+        "seed": 0,
+        "strategy": "combined",
+        "data": {"source": "sample:stocks", "symbols": SYMBOLS},
+        "env": {
+            "type": "portfolio",
+            "params": {"look_back": 1},
+            "cost": {"model": "bps", "bps": 10},
+            "timing": "next_open",
+        },
+        "train": {"start": "2007-01-01", "end": "2010-12-31"},
+        "test": {"start": "2011-01-01", "end": "2011-03-31"},
+        "agent": DIRECT_AGENT,
+        "combined": {
+            "lstm": PREDICTOR,
+            "cnn": PREDICTOR,
+            # no stops (a live loop learns of one at the close, the backtest fills it inside the bar) and no
+            # shorts; exits as soon as the entry conditions fail
+            "rules": {"allow_short": False, "stop_loss": None, "take_profit": None, "exit_rule": "conditions"},
+        },
+        "baselines": {"names": ["equal_weight"]},
+        "evaluation": {"n_boot": 100},
+    },
+    "direct_rl": {
+        "name": "direct-signals",
+        "seed": 3,
+        "strategy": "direct_rl",
+        "data": {"source": "sample:stocks", "symbols": SYMBOLS},
+        "env": {
+            "type": "portfolio",
+            "params": {"look_back": 1},
+            "cost": {"model": "bps", "bps": 10},
+            "timing": "next_close",
+        },
+        "train": {"start": "2007-01-01", "end": "2010-12-31"},
+        "test": {"start": "2011-01-01", "end": "2011-03-31"},
+        "agent": DIRECT_AGENT,
+        "baselines": {"names": ["equal_weight"]},
+        "evaluation": {"n_boot": 100},
+    },
 }
 
 
@@ -74,3 +126,17 @@ def next_close_copy(run: TrainedRun, folder: Path) -> Path:
     manifest["run_id"] = target.name
     (target / "manifest.json").write_text(json.dumps(manifest))
     return target
+
+
+def strategy_run(tmp_path_factory: pytest.TempPathFactory, strategy: str) -> TrainedRun:
+    """The session's run of ``strategy`` (``direct_rl`` or ``combined``; trained on first use)."""
+    if strategy not in _TRAINED:
+        from rltrade import workflow
+        from rltrade.config import parse_config
+
+        base = STRATEGY_CONFIGS[strategy]
+        root = tmp_path_factory.mktemp(strategy)
+        store = root / "store"
+        config = parse_config({**base, "data": {**base["data"], "store": str(store)}})
+        _TRAINED[strategy] = TrainedRun(workflow.run(config, root / "runs", 1, progress=False).run_dir, store)
+    return _TRAINED[strategy]

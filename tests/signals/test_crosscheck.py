@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from sqlalchemy.engine import Engine
-from tests.signals.runs import TrainedRun, next_close_copy
+from tests.signals.runs import TrainedRun, next_close_copy, strategy_run
 
 from rltrade.signals import crosscheck, export_signals, export_table
 
@@ -59,3 +59,21 @@ def test_without_bt_the_error_names_the_extra(run: TrainedRun, engine: Engine, m
     monkeypatch.setitem(sys.modules, "bt", None)  # import bt now fails as if it were not installed
     with pytest.raises(MissingDependencyError, match=r"pip install 'rltrade\[crosscheck\]'"):
         crosscheck(run.run_dir, "2011-01-31", engine=engine)
+
+
+@pytest.mark.parametrize("strategy", ["direct_rl", "combined"])
+def test_seed_002_strategies_agree_with_their_written_backtests(
+    strategy: str, tmp_path_factory: pytest.TempPathFactory, engine: Engine
+) -> None:
+    """direct_rl trades weights (shorts included); combined trades share counts decided at the close, which bt
+    rebalances to as weights at the fill (the table says so): both within the same tolerance."""
+    run = strategy_run(tmp_path_factory, strategy)
+    result = crosscheck(run.run_dir, engine=engine)
+    print(result.table())
+    equity = pd.read_csv(run.run_dir / "equity.csv", index_col="timestamp")
+    assert result.days == len(equity)
+    assert result.final_rltrade == pytest.approx(equity[strategy].iloc[-1], rel=1e-12)  # the run's own backtest
+    assert result.costs_rltrade > 0 and result.costs_engine > 0
+    assert result.passed, result.table()
+    assert result.return_tolerance == 1e-4 and result.final_tolerance == 1e-3
+    assert ("share counts" in result.table()) == (strategy == "combined")
