@@ -13,11 +13,16 @@ the project's own backtest of the same decisions:
   account's equity at the close, sells before buys, buys cut at the fill to what the cash pays
   (the buying-power cap). The broker evaluates the env's very expressions in the env's order,
   so equity, cash and shares agree exactly (bit for bit), partial fills included.
+- ``PortfolioEnv(long_short=True, leverage=1)`` with a fixed long/short book whose signs flip
+  every few days, replayed like the first through an account with ``shorting=True``: shorts
+  opened, extended, covered and flipped to longs, to the same 1e-12.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,13 +33,15 @@ import pytest
 from sqlalchemy import event
 
 from rltrade.backtest.api import Backtest
-from rltrade.backtest.runner import Trajectory
-from rltrade.brokers import BrokerError, OrderRejected, OrderRequest, client_order_id, make_broker
+from rltrade.backtest.runner import Trajectory, run_policy
+from rltrade.brokers import BrokerError, OrderRejected, OrderRequest, Position, client_order_id, make_broker
 from rltrade.brokers.paper import PaperBroker
+from rltrade.data.adjust import adjust_prices
 from rltrade.data.schema import RawBars
 from rltrade.data.store import BarStore, load_bars
 from rltrade.db import connect, journal
 from rltrade.envs.costs import BpsCost, CostModel, NoCost, PerShareCost, SpreadCost
+from rltrade.envs.portfolio import PortfolioEnv
 from rltrade.envs.stock_trading import StockTradingEnv
 
 DAYS = pd.bdate_range("2010-01-04", periods=6, tz="UTC")
@@ -281,6 +288,163 @@ def test_make_broker(engine: Any, tiny_store: Path) -> None:
     assert isinstance(broker, PaperBroker) and broker.name == "paper"
     with pytest.raises(BrokerError, match="unknown broker 'nope'; use one of paper, alpaca, ib"):
         make_broker("nope")
+    assert (broker.shorting, broker.max_gross_leverage) == (False, 1.0)
+    short = make_broker("paper", account="y", engine=engine, store=tiny_store, shorting=True, max_gross_leverage=1.5)
+    assert isinstance(short, PaperBroker) and (short.shorting, short.max_gross_leverage) == (True, 1.5)
+
+
+# ----------------------------------------------------------------------------- short selling
+def _status(broker: PaperBroker, coid: str) -> str | None:
+    order = broker.order(coid)
+    return None if order is None else order.status
+
+
+def test_a_short_is_opened_extended_and_covered(engine: Any, tiny_store: Path) -> None:
+    """Sell 20 at the open 11, 10 more at 12, cover 15 at 13 and 15 at 14; 10 bps on |q|·p each time."""
+    broker = _broker(engine, tiny_store, cost=BpsCost(10), timing="next_open", shorting=True)
+    broker.advance(DAYS[0])
+    broker.submit(OrderRequest("XYZ", -20.0, "rt-1"))
+    account = broker.advance(DAYS[1])
+    cash = 1000.0 + (20 * 11.0 - 20 * 11.0 * 0.001)  # the proceeds, net of the cost, are credited
+    assert account.cash == cash and account.equity == cash + -20 * 11.2
+    assert broker.positions()["XYZ"] == Position("XYZ", -20.0, 11.0, -20 * 11.2)
+    broker.submit(OrderRequest("XYZ", -10.0, "rt-2"))  # extends the short: the average sale price moves
+    account = broker.advance(DAYS[2])
+    cash += 10 * 12.0 - 10 * 12.0 * 0.001
+    avg = (-20 * 11.0 + -10 * 12.0) / -30
+    assert account.cash == cash and account.equity == cash + -30 * 12.2
+    assert broker.positions()["XYZ"] == Position("XYZ", -30.0, avg, -30 * 12.2)
+    broker.submit(OrderRequest("XYZ", 15.0, "rt-3"))  # covers half: the average stays
+    account = broker.advance(DAYS[3])
+    cash -= 15 * 13.0 + 15 * 13.0 * 0.001
+    assert account.cash == cash and account.equity == cash + -15 * 13.2
+    assert broker.positions()["XYZ"] == Position("XYZ", -15.0, avg, -15 * 13.2)
+    broker.submit(OrderRequest("XYZ", 15.0, "rt-4"))
+    account = broker.advance(DAYS[4])
+    cash -= 15 * 14.0 + 15 * 14.0 * 0.001
+    assert account.cash == cash and account.equity == cash and broker.positions() == {}
+    # by hand: sold 20 · 11 + 10 · 12 = 340, bought back 15 · 13 + 15 · 14 = 405, 0.1 % of 745 traded
+    assert cash == pytest.approx(1000.0 + 340.0 - 405.0 - 0.745, rel=1e-15)
+    fills = broker.fills()
+    assert [(f.qty, f.price) for f in fills] == [(-20.0, 11.0), (-10.0, 12.0), (15.0, 13.0), (15.0, 14.0)]
+    assert [f.fee for f in fills] == [20 * 11.0 * 0.001, 10 * 12.0 * 0.001, 15 * 13.0 * 0.001, 15 * 14.0 * 0.001]
+    assert [_status(broker, f"rt-{i}") for i in range(1, 5)] == ["filled"] * 4
+    assert [k for k, _ in _kinds(broker)].count("fill") == 4
+
+
+def test_the_equity_history_marks_a_short_to_each_close(engine: Any, tiny_store: Path) -> None:
+    broker = _broker(engine, tiny_store, cost=None, timing="next_close", shorting=True)
+    broker.advance(DAYS[0])
+    broker.submit(OrderRequest("XYZ", -50.0, "rt-1"))  # filled at the close 11.2 of DAYS[1]
+    broker.advance(DAYS[4])
+    cash = 1000.0 + 50 * 11.2
+    history = broker.history()
+    assert list(history.index) == list(DAYS[:5])
+    assert list(history["cash"]) == [1000.0] + [cash] * 4
+    assert list(history["equity"]) == [1000.0, *(cash + -50 * c for c in XYZ["close"][1:5])]
+    assert history["equity"].iloc[-1] == pytest.approx(1000.0 - 50 * (14.2 - 11.2), rel=1e-15)  # the short lost
+
+
+def test_a_short_is_refused_without_shorting(engine: Any, tiny_store: Path) -> None:
+    broker = _broker(engine, tiny_store, cost=None)
+    broker.advance(DAYS[0])
+    broker.submit(OrderRequest("XYZ", 5.0, "rt-1"))
+    broker.advance(DAYS[1])
+    with pytest.raises(OrderRejected, match="selling 6 XYZ would go short: 5 held, 0 already being sold"):
+        broker.submit(OrderRequest("XYZ", -6.0, "rt-2"))
+    assert _status(broker, "rt-2") == "rejected"
+    short = PaperBroker("short", engine=engine, store=tiny_store, cost=None, initial_cash=1000.0, shorting=True)
+    short.advance(DAYS[0])
+    short.submit(OrderRequest("XYZ", 5.0, "rt-1"))
+    short.advance(DAYS[1])
+    assert short.submit(OrderRequest("XYZ", -6.0, "rt-2")).status == "accepted"
+    short.advance(DAYS[2])
+    assert short.positions()["XYZ"] == Position("XYZ", -1.0, 12.0, -12.2)
+
+
+def test_the_gross_leverage_cap(engine: Any, tiny_store: Path) -> None:
+    """1000 of cash at the close 10.2: a short of 98 (999.6) fits the cap of 1 x equity, one share more does not."""
+    broker = _broker(engine, tiny_store, cost=None, shorting=True)
+    broker.advance(DAYS[0])
+    broker.submit(OrderRequest("XYZ", -98.0, "rt-1"))
+    message = (
+        "gross exposure 1,009.80 after the order (positions and open orders at the last close) "
+        "would exceed max_gross_leverage 1 x equity 1,000.00 = 1,000.00"
+    )
+    with pytest.raises(OrderRejected, match=re.escape(message)) as caught:
+        broker.submit(OrderRequest("XYZ", -1.0, "rt-2"))  # the open order counts
+    assert "\n" not in str(caught.value) and _status(broker, "rt-2") == "rejected"
+    # the short's proceeds are buying power (1000 + 999.6), but not room under the cap
+    assert broker.account().buying_power == 1000.0 + 98 * 10.2
+    with pytest.raises(OrderRejected, match=r"gross exposure 1,019\.60 after the order"):
+        broker.submit(OrderRequest("CLO", 1.0, "rt-3", time_in_force="cls"))
+    # filled at the open 11, the close 11.2 leaves the account over the cap (1097.6 > 980.4): it grows nothing
+    # more, but a cover, which only shrinks the short, still goes through
+    account = broker.advance(DAYS[1])
+    assert account.equity == 1000.0 + 98 * 11.0 + -98 * 11.2 and account.equity < 98 * 11.2
+    with pytest.raises(OrderRejected, match=r"gross exposure 1,108\.80 after the order .* equity 980\.40"):
+        broker.submit(OrderRequest("XYZ", -1.0, "rt-4"))
+    broker.submit(OrderRequest("XYZ", 90.0, "rt-5"))
+    with pytest.raises(OrderRejected, match="gross exposure"):
+        broker.submit(OrderRequest("XYZ", 9.0, "rt-6"))  # 90 + 9 bought against a short of 98: not only a cover
+    broker.advance(DAYS[2])
+    assert broker.positions()["XYZ"].qty == -8.0
+    assert [e.client_order_id for e in journal.list_events(engine, kind="reject")] == ["rt-2", "rt-3", "rt-4", "rt-6"]
+    # twice the equity: 195 shares short (1989) fit, 197 (2009.4) do not
+    wide = PaperBroker(
+        "wide", engine=engine, store=tiny_store, cost=None, initial_cash=1000.0, shorting=True, max_gross_leverage=2.0
+    )
+    wide.advance(DAYS[0])
+    wide.submit(OrderRequest("XYZ", -98.0, "rt-1"))
+    wide.submit(OrderRequest("XYZ", -97.0, "rt-2"))
+    with pytest.raises(OrderRejected, match=r"gross exposure 2,009\.40 .* max_gross_leverage 2 x equity 1,000\.00"):
+        wide.submit(OrderRequest("XYZ", -2.0, "rt-3"))
+    with pytest.raises(BrokerError, match="max_gross_leverage must be > 0, got 0"):
+        PaperBroker("bad", engine=engine, store=tiny_store, shorting=True, max_gross_leverage=0.0)
+
+
+def test_a_buy_flips_a_short_to_a_long_and_a_sell_back(engine: Any, tiny_store: Path) -> None:
+    broker = _broker(engine, tiny_store, cost=BpsCost(10), timing="next_open", shorting=True)
+    broker.advance(DAYS[0])
+    broker.submit(OrderRequest("XYZ", -20.0, "rt-1"))
+    broker.advance(DAYS[1])
+    cash = 1000.0 + (20 * 11.0 - 20 * 11.0 * 0.001)
+    broker.submit(OrderRequest("XYZ", 30.0, "rt-2"))  # covers 20, buys 10: a long at the fill price
+    account = broker.advance(DAYS[2])
+    cash -= 30 * 12.0 + 30 * 12.0 * 0.001
+    assert account.cash == cash and account.equity == cash + 10 * 12.2
+    assert broker.positions()["XYZ"] == Position("XYZ", 10.0, 12.0, 10 * 12.2)
+    broker.submit(OrderRequest("XYZ", -25.0, "rt-3"))  # sells the 10, shorts 15
+    account = broker.advance(DAYS[3])
+    cash += 25 * 13.0 - 25 * 13.0 * 0.001
+    assert account.cash == cash and account.equity == cash + -15 * 13.2
+    assert broker.positions()["XYZ"] == Position("XYZ", -15.0, 13.0, -15 * 13.2)
+    assert [(f.qty, f.price) for f in broker.fills()] == [(-20.0, 11.0), (30.0, 12.0), (-25.0, 13.0)]
+
+
+def test_a_restarted_account_keeps_its_short(engine: Any, tiny_store: Path) -> None:
+    first = _broker(engine, tiny_store, cost=BpsCost(10), shorting=True)
+    first.advance(DAYS[0])
+    first.submit(OrderRequest("XYZ", -20.0, "rt-1"))
+    first.advance(DAYS[1])
+    account, positions = first.account(), first.positions()
+    first.close()
+    del first
+    second = _broker(engine, tiny_store, cost=BpsCost(10), shorting=True)
+    assert second.account() == account and second.positions() == positions
+    assert positions["XYZ"] == Position("XYZ", -20.0, 11.0, -20 * 11.2)
+    assert second.history()["equity"].iloc[-1] == account.equity
+    second.submit(OrderRequest("XYZ", -5.0, "rt-2"))
+    second.advance(DAYS[2])
+    assert second.positions()["XYZ"].qty == -25.0
+    # reopened without shorting: the short stays and can be covered, but not extended
+    third = _broker(engine, tiny_store, cost=BpsCost(10))
+    assert third.positions() == second.positions()
+    with pytest.raises(OrderRejected, match="would go short: -25 held"):
+        third.submit(OrderRequest("XYZ", -1.0, "rt-3"))
+    third.submit(OrderRequest("XYZ", 25.0, "rt-4"))
+    third.advance(DAYS[3])
+    assert third.positions() == {} and third.account().equity == third.account().cash
 
 
 # ----------------------------------------------------------------------------- the backtest reproduced
@@ -365,6 +529,61 @@ def test_a_paper_replay_reproduces_the_backtest(
         fees[f.time] = fees.get(f.time, 0.0) + f.fee
     np.testing.assert_allclose(list(fees.values()), traj.costs[1:], rtol=1e-12, atol=0)
     assert traj.costs[1:].min() > 0  # every day traded and paid
+    held = broker.positions()
+    np.testing.assert_allclose([held[s].qty for s in traj.symbols], traj.holdings[-1], rtol=1e-12)
+    assert journal.list_events(engine, kind="reject") == [] and journal.list_events(engine, kind="partial") == []
+
+
+def _long_short(store: Path, cost: CostModel, timing: str, start: str, end: str) -> Trajectory:
+    """``PortfolioEnv(long_short=True, leverage=1)``: a fixed book of alternating signs (Σ|w| = 0.9),
+    flipped every third day, so that shorts are opened, grown, shrunk, covered and turned long."""
+    bars = adjust_prices(load_bars(end=end, store=store))
+    env = PortfolioEnv(
+        bars,
+        features=(),
+        look_back=1,
+        cost=cost,
+        timing=timing,
+        start=start,
+        end=end,
+        initial_value=1_000_000.0,
+        long_short=True,
+        leverage=1.0,
+    )
+    n = env.market.n_symbols
+    book = 0.9 * np.array([(-1.0) ** j * (n - j) for j in range(n)]) / (n * (n + 1) / 2)
+    steps = itertools.count()
+    return run_policy(env, lambda obs: -book if next(steps) % 3 == 2 else book)
+
+
+LONG_SHORT_REPLAYS = [
+    pytest.param("stocks", BpsCost(10), "next_open", id="stocks-bps-next_open"),
+    pytest.param("stocks", PerShareCost(0.005, 1.0), "next_open", id="stocks-per_share-next_open"),
+    pytest.param("sp500", BpsCost(10), "next_close", id="sp500-bps-next_close"),
+]
+
+
+@pytest.mark.parametrize(("data", "cost", "timing"), LONG_SHORT_REPLAYS)
+def test_a_paper_replay_with_shorts_reproduces_the_long_short_backtest(
+    request: pytest.FixtureRequest, engine: Any, data: str, cost: CostModel, timing: Any
+) -> None:
+    store = request.getfixturevalue(f"{data}_store")
+    start, end = ("2010-01-04", "2010-02-09") if data == "stocks" else ("2019-03-01", "2019-04-05")
+    traj = _long_short(store, cost, timing, start, end)
+    assert (traj.holdings < 0).any(axis=0).all() and (traj.holdings[1:] > 0).any(axis=0).all()  # every symbol both
+    assert np.abs(traj.weights[1:, :-1]).sum(axis=1).max() < 1.0
+    broker = PaperBroker(
+        "replay", engine=engine, store=store, cost=cost, timing=timing, initial_cash=1_000_000.0, shorting=True
+    )
+    _replay(broker, traj)
+    history = broker.history()
+    assert list(history.index) == list(traj.timestamps.tz_localize("UTC"))
+    np.testing.assert_allclose(history["equity"].to_numpy(), traj.values, rtol=1e-12, atol=0)
+    fees: dict[dt.datetime, float] = {}
+    for f in broker.fills():
+        fees[f.time] = fees.get(f.time, 0.0) + f.fee
+    np.testing.assert_allclose(list(fees.values()), traj.costs[1:], rtol=1e-12, atol=0)
+    assert traj.costs[1:].min() > 0
     held = broker.positions()
     np.testing.assert_allclose([held[s].qty for s in traj.symbols], traj.holdings[-1], rtol=1e-12)
     assert journal.list_events(engine, kind="reject") == [] and journal.list_events(engine, kind="partial") == []

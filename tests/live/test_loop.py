@@ -317,3 +317,32 @@ def test_a_combined_run_replayed_on_paper_trades_what_its_backtest_trades(combin
     assert all(o.client_order_id.split("-")[3] == "rules" for o in journal.list_orders(engine))
     state = load_state(engine, "paper", combined_run.name, combined_run.name)
     assert state is not None and state[1] == LAST.isoformat()
+
+
+def test_a_direct_rl_run_shorts_on_paper_and_ends_next_to_its_backtest(
+    tmp_path_factory: pytest.TempPathFactory, engine: Engine
+) -> None:
+    """direct_rl trades long/short weights (next_close fills): the paper account, which may short for such a run,
+    follows the live rule (shares sized at T's close) and ends within the single-agent run's tolerance."""
+    direct = strategy_run(tmp_path_factory, "direct_rl").run_dir
+    config = parse_live_config({"run": str(direct), "limits": {"max_position_weight": 0.6}})
+    report = run_live(config, "paper", start=FIRST, end=LAST, engine=engine)
+    assert len(report.sessions) == 62
+    orders = journal.list_orders(engine, "paper", direct.name)
+    fills = journal.list_fills(engine, "paper", direct.name)
+    assert not [o for o in orders if o.status == "rejected"]
+    positions: dict[str, float] = {}
+    shorted = False
+    for fill in fills:
+        positions[fill.symbol] = positions.get(fill.symbol, 0.0) + fill.qty
+        shorted = shorted or positions[fill.symbol] < 0
+    assert shorted  # the account held a short at some point
+    signals = read_signals(engine, direct.name)
+    assert (signals["weight"] < 0).any()
+    backtest = pd.read_csv(direct / "equity.csv", index_col="timestamp")["direct_rl"]
+    paper = report.paper_daily()
+    assert paper is not None and [d.date().isoformat() for d in paper.index] == list(backtest.index)
+    gap = paper.iloc[-1] / backtest.iloc[-1] - 1
+    daily = np.abs(paper.pct_change().to_numpy()[1:] - backtest.pct_change().to_numpy()[1:]).max()
+    print(f"\ndirect_rl paper {paper.iloc[-1]:,.2f} / backtest {backtest.iloc[-1]:,.2f}: {gap * 1e4:+.2f} bp")
+    assert abs(gap) < 10e-4 and daily < 5e-4, (gap, daily)

@@ -9,19 +9,40 @@ next bar at the open (``timing="next_open"``) or the close (``"next_close"``), a
 the cost model charged as the env kernels charge it (``cash -= q·p + cost`` for a buy,
 ``cash += q·p − cost`` for a sell; sells first, then buys, each in submission order).
 
-A long-only cash account. Rejected at submission (:class:`~rltrade.brokers.base.OrderRejected`,
-journalled): a zero or non-finite quantity or limit, a symbol not in the store, no bar at or
-before the clock, an open fill on close-only bars, a sell of more than is held and not already
-being sold (no shorts), a buy costing more at the last close, cost included, than the buying
-power ``cash + pending sells (net of cost) − pending buys (cost included)`` (no margin). At the
-fill, a buy the cash no longer covers (the price moved since the close) is cut to the largest
-quantity it pays, whole shares for a whole-share order, as in ``StockTradingEnv``; the rest
-expires. That is the only partial fill: bars never fill part of an order. A limit buy fills at
-the fill price if at or under the limit, else (at the open, with a low) at the limit if the low
-reaches it; sells mirror it; unfilled, a ``day`` order expires, a ``gtc`` one waits.
+A long-only cash account by default. Rejected at submission
+(:class:`~rltrade.brokers.base.OrderRejected`, journalled): a zero or non-finite quantity or
+limit, a symbol not in the store, no bar at or before the clock, an open fill on close-only bars,
+a sell of more than is held and not already being sold (no shorts), a buy costing more at the
+last close, cost included, than the buying power ``cash + pending sells (net of cost) − pending
+buys (cost included)`` (no margin). At the fill, a buy the cash no longer covers (the price
+moved since the close) is cut to the largest quantity it pays, whole shares for a whole-share
+order, as in ``StockTradingEnv``; the rest expires. That is the only partial fill: bars never
+fill part of an order. A limit buy fills at the fill price if at or under the limit, else (at
+the open, with a low) at the limit if the low reaches it; sells mirror it; unfilled, a ``day``
+order expires, a ``gtc`` one waits.
 ``time_in_force`` ``opg`` / ``cls`` fill at the next open / close whatever the timing. Not
-modelled: sessions and halts, volume limits, slippage beyond the cost model, shorting, margin,
-interest, cash dividends (adjusted prices carry them, as in the backtest).
+modelled: sessions and halts, volume limits, slippage beyond the cost model, margin, interest,
+cash dividends (adjusted prices carry them, as in the backtest).
+
+Short selling (``shorting=True``), the accounting of ``PortfolioEnv(long_short=True)``: a sell
+beyond the quantity held opens or extends a short (a negative position), a buy of a short covers
+it and, beyond, goes long. The cash is booked as for longs, so a short sale credits its proceeds
+net of cost (``cash += q·p − cost``), a cover pays ``q·p + cost``, the cost is charged on
+``|q|·p``, and the equity is ``cash + Σ q·close`` with ``q < 0`` for a short. A short's average
+price is its average entry (sale) price; a fill that crosses zero starts the new side at its
+price. The one risk rule: an order that raises a position's size is rejected when the gross
+exposure ``Σ |q|·close`` at the last close, over the positions and every open order (each order
+counted on the side where it grows its position; an order that shrinks one is not credited, as
+it may not fill), would exceed ``max_gross_leverage × equity`` (default 1: ``Σ|w| ≤ 1``, the
+long/short env's ``leverage=1``). A sell that only reduces a long and a buy that only covers a
+short pass that rule whatever the exposure; buys still need the buying power above (the cash,
+which holds the short proceeds). The rule is checked at submission only: a price move after it
+forces nothing (no margin call, no liquidation). Not modelled: borrow fees and hard-to-borrow
+stocks, locates, margin interest (or interest on the short proceeds), Reg-T's 150 % initial and
+the maintenance margin requirements, short squeezes and recalls; the gross-leverage cap stands in
+for them. ``shorting`` and ``max_gross_leverage`` are rules of the broker object, not settings
+of the account: reopened without ``shorting``, an account keeps its shorts and can cover them,
+but opens no new ones.
 
 State (cash, clock, positions, orders, fills, equity) lives in the database
 (:mod:`rltrade.db.journal`), one transaction per bar: a new ``PaperBroker`` on the same account
@@ -108,11 +129,17 @@ class PaperBroker:
         The bars traded: frequency and price basis (``"adjusted"``, as the backtest, or ``"raw"``).
     run:
         The run whose decisions this account trades (stamped on its journalled orders).
+    shorting:
+        Allow short positions (see the module's notes); False (default) is a long-only cash account.
+    max_gross_leverage:
+        With ``shorting``: the cap on the gross exposure ``Σ |q|·close`` as a multiple of the equity
+        (1: ``Σ|w| ≤ 1``, as ``PortfolioEnv(long_short=True, leverage=1)``).
 
     Raises
     ------
     BrokerError
-        The account exists with other settings (cost, timing, frequency, prices or initial cash).
+        The account exists with other settings (cost, timing, frequency, prices or initial cash),
+        or ``initial_cash`` or ``max_gross_leverage`` is not a positive number.
     """
 
     name = BROKER
@@ -129,10 +156,15 @@ class PaperBroker:
         freq: str = "1d",
         prices: PriceBasis = "adjusted",
         run: str | None = None,
+        shorting: bool = False,
+        max_gross_leverage: float = 1.0,
     ) -> None:
         if not (math.isfinite(initial_cash) and initial_cash > 0):
             raise BrokerError(f"paper account {account!r}: initial_cash must be > 0, got {initial_cash}")
+        if not (math.isfinite(max_gross_leverage) and max_gross_leverage > 0):
+            raise BrokerError(f"paper account {account!r}: max_gross_leverage must be > 0, got {max_gross_leverage}")
         self.account_name, self.freq, self.prices, self.run = account, freq, prices, run
+        self.shorting, self.max_gross_leverage = bool(shorting), float(max_gross_leverage)
         self.store = store if isinstance(store, BarStore) else BarStore(store)
         self._own_engine = engine is None
         self.engine = engine if engine is not None else connect(store=self.store.uri)
@@ -170,7 +202,7 @@ class PaperBroker:
         return Account(state.cash, equity, self._buying_power(state, self._pending(self.engine)))
 
     def positions(self) -> dict[str, Position]:
-        """Every non-zero position, valued at its last close at or before the clock."""
+        """Every non-zero position (a short: negative qty, its average sale price), valued at its last close."""
         state = self._state(self.engine)
         return {s: Position(s, q, a, q * self._close(s, state.clock)) for s, (q, a) in sorted(state.positions.items())}
 
@@ -363,18 +395,50 @@ class PaperBroker:
             return (
                 f"{symbol} has no opens (close-only bars): fill at the close (timing next_close or time_in_force cls)"
             )
+        held = state.positions.get(symbol, (0.0, 0.0))[0]
         if qty < 0:
-            held = state.positions.get(symbol, (0.0, 0.0))[0]
             selling = -sum(o.qty - o.filled_qty for o in pending if o.symbol == symbol and o.qty < 0)
-            if -qty > held - selling + _DUST:
+            if -qty <= held - selling + _DUST:  # only reduces a long: always accepted
+                return None
+            if not self.shorting:
                 return f"selling {-qty:g} {symbol} would go short: {held:g} held, {selling:g} already being sold"
-            return None
+            return self._gross_refusal(request, state, pending)
         need = self._reserve(symbol, qty, limit, clock)
         power = self._buying_power(state, pending)
         if need > power:
             return (
                 f"insufficient buying power: the order needs {need:,.2f} (at the last close, cost included), "
                 f"{power:,.2f} is available (cash {state.cash:,.2f} + pending sells - pending buys; no margin)"
+            )
+        buying = sum(o.qty - o.filled_qty for o in pending if o.symbol == symbol and o.qty > 0)
+        if self.shorting and held + buying + qty > _DUST:  # not only a cover: it grows a long
+            return self._gross_refusal(request, state, pending)
+        return None
+
+    def _gross_refusal(
+        self, request: OrderRequest, state: journal.PaperAccountState, pending: list[journal.OrderRecord]
+    ) -> str | None:
+        """The gross-leverage rule (shorting): why an order that grows a position is refused, or None.
+
+        The gross exposure after the order is ``Σ |q|·close`` at the last close, each symbol's ``q``
+        being its position plus all its open buys or plus all its open sells (the new order
+        included), whichever is larger in size: an order that would shrink a position is not
+        counted, as it may not fill.
+        """
+        clock = state.clock
+        grows: dict[str, list[float]] = {}  # symbol -> [position + buys, position + sells]
+        for symbol in sorted(set(state.positions) | {o.symbol for o in pending} | {request.symbol}):
+            held = state.positions.get(symbol, (0.0, 0.0))[0]
+            grows[symbol] = [held, held]
+        for symbol, qty in [*((o.symbol, o.qty - o.filled_qty) for o in pending), (request.symbol, request.qty)]:
+            grows[symbol][0 if qty > 0 else 1] += qty
+        gross = sum(max(abs(up), abs(down)) * self._close(s, clock) for s, (up, down) in grows.items())
+        equity = self._equity(state, clock)
+        cap = self.max_gross_leverage * equity
+        if gross > cap:
+            return (
+                f"gross exposure {gross:,.2f} after the order (positions and open orders at the last close) "
+                f"would exceed max_gross_leverage {self.max_gross_leverage:g} x equity {equity:,.2f} = {cap:,.2f}"
             )
         return None
 
@@ -426,15 +490,17 @@ class PaperBroker:
         if q <= 0 or (not buy and cash + (q * price - fee) < 0):
             return self._expire(conn, order, f"cash {cash:,.2f} cannot pay {want:g} at {price:g} and its cost")
         held, avg = state.positions.pop(o.symbol, (0.0, 0.0))
+        signed = q if buy else -q
         if buy:  # the env kernels' own expressions, so that the numbers match bit for bit
             state.cash -= q * price + fee
-            held, avg = held + q, (held * avg + q * price) / (held + q)
         else:
             state.cash += q * price - fee
-            held -= q
+        if held * signed >= 0:  # opens or grows a long or a short: the average entry price moves
+            held, avg = held + signed, (held * avg + signed * price) / (held + signed)
+        else:  # shrinks the position (the average stays) or, past zero, opens the other side at the price
+            held, avg = held + signed, avg if (held + signed) * held > 0 else price
         if abs(held) > _DUST:
             state.positions[o.symbol] = (held, avg)
-        signed = q if buy else -q
         cut = None if q == want else f"buying-power cap: filled {q:g} of {want:g} (cash {cash:,.2f} at {price:g})"
         status: OrderStatus = "filled" if cut is None else "expired"
         order = dataclasses.replace(order, filled_qty=o.filled_qty + signed, status=status, avg_fill_price=price)

@@ -172,6 +172,26 @@ class LiveRun:
     def initial_value(self) -> float:
         return float(self.signals.manifest.get("initial_value") or self.signals.config.env.initial_value)
 
+    @property
+    def gross_leverage(self) -> float | None:
+        """The gross exposure ``Σ|w|`` the run's backtest may reach when it shorts, or None for a long-only run.
+
+        ``direct_rl`` trades the long/short env with ``leverage=1``; a single-agent run of the
+        long/short portfolio env, its ``env.params.leverage``; a combined run with
+        ``rules.allow_short``, its ``rules.max_gross_exposure`` (the number of symbols when None:
+        at most the whole equity per position).
+        """
+        config = self.signals.config
+        params = config.env.params
+        if config.strategy == "direct_rl":
+            return 1.0
+        if config.strategy == "single" and params.get("long_short"):
+            return float(params.get("leverage", 1.0))
+        if config.strategy == "combined" and config.combined.rules.allow_short:
+            gross = config.combined.rules.max_gross_exposure
+            return float(gross) if gross is not None else float(len(self.symbols))
+        return None
+
 
 def resolve_run(spec: str | Path, runs_dir: str | Path = "runs") -> Path:
     """The run directory ``spec`` names: a run directory, or a run config (its newest finished run in ``runs_dir``)."""
@@ -1111,6 +1131,9 @@ def make_live_broker(name: str, config: LiveConfig, run: LiveRun, engine: Engine
             freq=cfg.data.freq,
             prices=cfg.data.prices,
             run=run.run_id,
+            # a run whose backtest shorts is traded on a paper account that may short, up to the backtest's gross
+            shorting=run.gross_leverage is not None,
+            max_gross_leverage=run.gross_leverage or 1.0,
         )
     return make_broker(key, **config.broker_settings(key))
 

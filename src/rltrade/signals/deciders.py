@@ -146,6 +146,7 @@ class RulesModels:
 
     def __init__(self, run: SignalRun) -> None:
         from rltrade.agents.direct import DirectRLKind
+        from rltrade.agents.predictors import CNNClassifier, LSTMRegressor
         from rltrade.agents.predictors.models import load_predictor
         from rltrade.backtest.rules import TradingRules
 
@@ -155,9 +156,12 @@ class RulesModels:
         lacking = [p.name for p in paths if not p.is_file()]
         if lacking:
             raise SignalError(f"{run.run_dir.name}: models/ lacks {', '.join(lacking)} (is the run finished?)")
+        lstm, cnn = load_predictor(paths[0]), load_predictor(paths[1])
+        if not isinstance(lstm, LSTMRegressor) or not isinstance(cnn, CNNClassifier):
+            raise SignalError(f"{run.run_dir.name}: {paths[0].name} or {paths[1].name} is not the predictor it names")
         self.run = run
-        self.lstm = load_predictor(paths[0])
-        self.cnn = load_predictor(paths[1])
+        self.lstm = lstm
+        self.cnn = cnn
         self.agent = DirectRLKind().load(run.config, paths[2])
         rules = (run.manifest.get("combined") or {}).get("rules") or run.config.combined.rules.model_dump()
         self.rules = TradingRules.from_dict(rules)
