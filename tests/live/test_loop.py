@@ -346,3 +346,24 @@ def test_a_direct_rl_run_shorts_on_paper_and_ends_next_to_its_backtest(
     daily = np.abs(paper.pct_change().to_numpy()[1:] - backtest.pct_change().to_numpy()[1:]).max()
     print(f"\ndirect_rl paper {paper.iloc[-1]:,.2f} / backtest {backtest.iloc[-1]:,.2f}: {gap * 1e4:+.2f} bp")
     assert abs(gap) < 10e-4 and daily < 5e-4, (gap, daily)
+
+
+def test_an_ensemble_run_replayed_on_paper_ends_next_to_its_backtest(
+    tmp_path_factory: pytest.TempPathFactory, engine: Engine
+) -> None:
+    """The ensemble's current pick decides each day (its quarter's saved model); the loop trades its targets as
+    weights at the close, so the paper account holds the backtest's whole shares give or take the cost margin."""
+    ensemble = strategy_run(tmp_path_factory, "ensemble").run_dir
+    backtest = pd.read_csv(ensemble / "equity.csv", index_col="timestamp")["ensemble"]
+    first, last = dt.date.fromisoformat(backtest.index[0]), dt.date.fromisoformat(backtest.index[-1])
+    config = parse_live_config({"run": str(ensemble), "limits": {"max_position_weight": 1.0}})
+    report = run_live(config, "paper", start=first, end=last, engine=engine)
+    assert len(report.sessions) == len(backtest)
+    assert all(o.client_order_id.split("-")[3] == "rebalance" for o in journal.list_orders(engine))
+    assert not [o for o in journal.list_orders(engine, "paper", ensemble.name) if o.status == "rejected"]
+    paper = report.paper_daily()
+    assert paper is not None and [d.date().isoformat() for d in paper.index] == list(backtest.index)
+    gap = paper.iloc[-1] / backtest.iloc[-1] - 1
+    daily = np.abs(paper.pct_change().to_numpy()[1:] - backtest.pct_change().to_numpy()[1:]).max()
+    print(f"\nensemble paper {paper.iloc[-1]:,.2f} / backtest {backtest.iloc[-1]:,.2f}: {gap * 1e4:+.2f} bp")
+    assert abs(gap) < 10e-4 and daily < 5e-4, (gap, daily)

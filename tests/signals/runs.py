@@ -8,7 +8,7 @@ gives the same model under ``next_close`` fills, as a second run directory.
 :func:`strategy_run` trains a run of seed 002's strategies on the same stocks and dates in a few
 seconds: ``direct_rl`` (the direct agent, long/short weights, ``next_close`` fills) and
 ``combined`` (the LSTM, the CNN and the direct agent under the trading rules, stops off, long
-only, ``next_open`` fills).
+only, ``next_open`` fills); and it hands out the ensemble run of tests/strategies.
 """
 
 from __future__ import annotations
@@ -129,7 +129,14 @@ def next_close_copy(run: TrainedRun, folder: Path) -> Path:
 
 
 def strategy_run(tmp_path_factory: pytest.TempPathFactory, strategy: str) -> TrainedRun:
-    """The session's run of ``strategy`` (``direct_rl`` or ``combined``; trained on first use)."""
+    """The session's run of ``strategy`` (``direct_rl``, ``combined`` or ``ensemble``; trained on first use).
+
+    The ensemble run is tests/strategies' (two quarters of 2015 on five S&P 500 stocks).
+    """
+    if strategy == "ensemble":
+        from tests.strategies.ensemble_runs import trained_ensemble
+
+        return TrainedRun(*trained_ensemble(tmp_path_factory))
     if strategy not in _TRAINED:
         from rltrade import workflow
         from rltrade.config import parse_config

@@ -108,3 +108,33 @@ def test_a_range_equals_its_days_and_a_future_bar_changes_nothing(
     )
     pd.testing.assert_frame_equal(last[cols], again[cols])
     assert (again["last_bar"] <= pd.Timestamp("2013-03-01")).all()
+
+
+def test_ensemble_signals_are_the_share_counts_its_picks_traded_to(
+    tmp_path_factory: pytest.TempPathFactory, engine: Engine
+) -> None:
+    """The ensemble (next_close fills, whole shares): the signal's target shares ``w · V_T / close_T`` are whole,
+    and the backtest holds them after the next fill, unless the cash at the fill price cut a buy."""
+    run = strategy_run(tmp_path_factory, "ensemble")
+    symbols = ["AAPL", "JNJ", "KO", "WMT", "XOM"]
+    equity = pd.read_csv(run.run_dir / "equity.csv", index_col="timestamp", parse_dates=True)["ensemble"]
+    equity.index = pd.DatetimeIndex(equity.index).tz_localize(None).normalize()
+    end = equity.index[-1].date()
+    rows = compute_range(run.run_dir, end=end, engine=engine)
+    signals = rows.pivot(index="as_of", columns="symbol", values="weight")[symbols]
+    signals.index = pd.DatetimeIndex([pd.Timestamp(str(d)) for d in signals.index])
+    assert list(signals.index) == list(equity.index)  # a signal per test day, the run's last included
+    bars = load_bars(symbols, end=end.isoformat(), store=run.store)
+    closes = bars.pivot(index="timestamp", columns="symbol", values="close")[symbols]
+    closes.index = pd.DatetimeIndex(closes.index).tz_convert(None).normalize()
+    closes = closes.reindex(signals.index)
+    target = (signals * equity.to_numpy()[:, None] / closes).to_numpy()
+    np.testing.assert_allclose(target, np.round(target), atol=1e-6)  # whole shares
+    weights = pd.read_csv(run.run_dir / "weights.csv", parse_dates=["timestamp"])
+    held = weights[weights["strategy"] == "ensemble"].set_index("timestamp")[symbols]
+    held.index = pd.DatetimeIndex(held.index).tz_localize(None).normalize()
+    shares = (held * equity.to_numpy()[:, None] / closes).to_numpy()
+    same = np.isclose(np.round(target[:-1]), shares[1:], atol=1e-6)
+    cut = ~same & (np.round(target[:-1]) > shares[1:])  # a buy the cash did not pay in full at the fill
+    assert (same | cut).all() and same.mean() > 0.75, same.mean()
+    assert np.abs(np.diff(np.round(target), axis=0)).sum() > 0  # it trades

@@ -5,57 +5,15 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from tests.strategies.ensemble_runs import ensemble_config
 
 from rltrade.config import ConfigError, parse_config
 from rltrade.strategies.base import check_config
 from rltrade.strategies.ensemble import Quarter, quarter_schedule, run_ensemble, turbulence_threshold
-
-SYMBOLS = ["AAPL", "JNJ", "KO", "WMT", "XOM"]
-
-
-def _config(store: Path, **extra: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "name": "ens",
-        "seed": 1,
-        "strategy": "ensemble",
-        "data": {
-            "source": "sample:sp500",
-            "symbols": SYMBOLS,
-            "store": str(store),
-            "index": {"source": "sample:sp500_index", "symbol": "SP500"},
-        },
-        "features": {"names": ["macd", "rsi_30", "sma_30"]},
-        "env": {"type": "stock_trading", "params": {"hmax": 100}, "timing": "next_close"},
-        "train": {"start": "2010-01-01", "end": "2014-12-31"},
-        "test": {"start": "2015-01-01", "end": "2015-12-31"},
-        "agent": {"n_envs": 2, "episode_length": 63, "policy_kwargs": {"net_arch": [16, 16]}},
-        "ensemble": {
-            "timesteps": {"PPO": 4096, "A2C": 2048, "DDPG": 1024},
-            "params": {
-                "PPO": {"n_steps": 64, "batch_size": 64, "n_epochs": 2},
-                "A2C": {"n_steps": 5},
-                "DDPG": {"learning_starts": 64, "batch_size": 32},
-            },
-        },
-        "baselines": {"min_variance_window": 126},
-        "evaluation": {"n_boot": 100},
-    }
-    data.update(extra)
-    return data
-
-
-@pytest.fixture(scope="module")
-def sequential_run(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    config = parse_config(_config(store))
-    result = run_ensemble(
-        config, tmp_path_factory.mktemp("seq"), timesteps_scale=0.25, max_quarters=2, use_ray=False, progress=False
-    )
-    return result.run_dir
 
 
 def test_two_quarters_write_the_run_directory(sequential_run: Path) -> None:
@@ -107,7 +65,7 @@ def test_cash_and_holdings_carry_over(sequential_run: Path) -> None:
 
 def test_ray_gives_the_same_result_as_sequential(store: Path, sequential_run: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray")
-    config = parse_config(_config(store))
+    config = parse_config(ensemble_config(store))
     result = run_ensemble(config, tmp_path, timesteps_scale=0.25, max_quarters=2, use_ray=True, progress=False)
     for name in ("equity.csv", "quarters.csv", "metrics.json", "weights.csv"):
         assert (result.run_dir / name).read_bytes() == (sequential_run / name).read_bytes(), name
@@ -120,7 +78,7 @@ def test_without_ray_and_without_train_end(
     import sys
 
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as in the base install
-    data = _config(store)
+    data = ensemble_config(store)
     data["train"] = {"start": data["train"]["start"]}
     stages: list[str] = []
     result = run_ensemble(
@@ -145,10 +103,38 @@ def test_resume_gives_the_same_result(store: Path, sequential_run: Path, tmp_pat
         (interrupted / name).unlink()
     for path in (interrupted / "state" / "seed_1").glob("q001.*"):
         path.unlink()  # as if killed during the second quarter
-    result = run_ensemble(parse_config(_config(store)), resume=interrupted, use_ray=False, progress=False)
+    result = run_ensemble(parse_config(ensemble_config(store)), resume=interrupted, use_ray=False, progress=False)
     assert result.run_dir == interrupted
     for name in ("equity.csv", "quarters.csv", "metrics.json"):
         assert (interrupted / name).read_bytes() == (sequential_run / name).read_bytes(), name
+    # the resumed quarter keeps its pick again (a zip file: its bytes hold the time it was written)
+    meta = json.loads((interrupted / "state" / "seed_1" / "q001.json").read_text())
+    assert (interrupted / "models" / "seed_1" / meta["decision"]["model"]).is_file()
+    assert (sequential_run / "models" / "seed_1" / meta["decision"]["model"]).is_file()
+
+
+def test_resume_of_a_run_written_before_the_models_were_kept(store: Path, sequential_run: Path, tmp_path: Path) -> None:
+    """A finished quarter of state version 1 (no decision, no model) still resumes; the new quarters keep theirs."""
+    old = tmp_path / "old"
+    shutil.copytree(sequential_run, old)
+    for name in ("equity.csv", "quarters.csv", "metrics.json", "summary.json", "weights.csv", "report.html"):
+        (old / name).unlink()
+    shutil.rmtree(old / "models")
+    state = old / "state" / "seed_1"
+    meta = json.loads((state / "q000.json").read_text())
+    del meta["decision"]
+    meta["version"] = 1
+    (state / "q000.json").write_text(json.dumps(meta, indent=1))
+    for path in state.glob("q001.*"):
+        path.unlink()
+    run_ensemble(parse_config(ensemble_config(store)), resume=old, use_ray=False, progress=False)
+    for name in ("equity.csv", "quarters.csv", "metrics.json", "weights.csv"):
+        assert (old / name).read_bytes() == (sequential_run / name).read_bytes(), name
+    assert json.loads((state / "q000.json").read_text())["version"] == 1  # a finished quarter is not rewritten
+    assert "decision" in json.loads((state / "q001.json").read_text())
+    assert [p.name for p in (old / "models" / "seed_1").iterdir()] == [
+        p.name for p in (sequential_run / "models" / "seed_1").glob("q001_*")
+    ]
 
 
 def test_quarter_schedule_and_turbulence_rule() -> None:
@@ -166,7 +152,7 @@ def test_quarter_schedule_and_turbulence_rule() -> None:
 
 
 def test_config_errors() -> None:
-    base = _config(Path("unused"))
+    base = ensemble_config(Path("unused"))
     with pytest.raises(ConfigError, match=r"env\.type"):
         parse_config(base | {"env": {"type": "portfolio"}})
     with pytest.raises(ConfigError, match=r"ensemble.agents\[1\]"):

@@ -22,7 +22,7 @@ written; costs are a :class:`~rltrade.envs.costs.CostModel`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numba
@@ -120,6 +120,69 @@ def _sorted_order(a: NDArray[np.float64]) -> NDArray[np.int64]:  # pragma: no co
 
 
 @numba.njit(cache=True, nogil=True)
+def _orders(
+    action: NDArray[np.float64],
+    hmax: float,
+    storm: bool,
+    cash: float,
+    held: NDArray[np.float64],
+    price: NDArray[np.float64],
+    vol: NDArray[np.float64],
+    rate: float,
+    per_share: float,
+    minimum: float,
+    half_spread: float,
+) -> tuple[float, float, float]:  # pragma: no cover - compiled
+    """The env's rule for turning one action into trades at ``price``: ``(cash after, cost paid, notional traded)``.
+
+    ``held`` (the shares before the trade) is updated in place to the shares after it. ``vol``
+    is the spread volatility of the decision bar (read only with a spread cost).
+    """
+    n = held.shape[0]
+    spread = half_spread > 0.0
+    a = np.empty(n)
+    want = np.empty(n)
+    for j in range(n):
+        a[j] = min(max(action[j], -1.0), 1.0)
+        want[j] = np.trunc(a[j] * hmax)  # integer share counts, truncated toward zero as in FinRL
+    order = _sorted_order(a)
+    c = cash
+    paid = 0.0
+    traded = 0.0
+    # sells, most negative action first (all holdings when turbulent)
+    for idx in range(n):
+        j = order[idx]
+        q = held[j] if storm else min(-want[j], held[j])
+        if q > 0.0:
+            p = price[j]
+            fee = trade_cost(rate, per_share, minimum, half_spread, q * p, q, vol[j] if spread else 0.0)
+            proceeds = q * p - fee
+            if c + proceeds >= 0.0:  # a minimum fee larger than cash + proceeds: skip the sale
+                c += proceeds
+                held[j] -= q
+                paid += fee
+                traded += q * p
+    # buys, largest action first, each limited by the cash left including its cost
+    if not storm:
+        for idx in range(n - 1, -1, -1):
+            j = order[idx]
+            if want[j] > 0.0:
+                p = price[j]
+                vij = vol[j] if spread else 0.0
+                q = want[j]
+                fee = trade_cost(rate, per_share, minimum, half_spread, q * p, q, vij)
+                if q * p + fee > c:  # the cash left cannot pay the whole order
+                    q = _affordable(c, p, q, rate, per_share, minimum, half_spread, vij)
+                    fee = trade_cost(rate, per_share, minimum, half_spread, q * p, q, vij)
+                if q > 0.0:
+                    c -= q * p + fee
+                    held[j] += q
+                    paid += fee
+                    traded += q * p
+    return c, paid, traded
+
+
+@numba.njit(cache=True, nogil=True)
 def _step_copy(
     k: int,
     actions: NDArray[np.float64],
@@ -148,52 +211,16 @@ def _step_copy(
     n = shares.shape[1]
     i = t[k]
     f = i + int(settings[7])
-    spread = half_spread > 0.0
-    a = np.empty(n)
-    want = np.empty(n)
-    for j in range(n):
-        a[j] = min(max(actions[k, j], -1.0), 1.0)
-        want[j] = np.trunc(a[j] * hmax)  # integer share counts, truncated toward zero as in FinRL
     storm = turbulence[i] >= threshold
     turbulent[k] = 1 if storm else 0
-    order = _sorted_order(a)
     c = cash[k]
     vf = c
     for j in range(n):
         vf += shares[k, j] * fill[f, j]
     acct[1, k] = acct[0, k]
-    paid = 0.0
-    traded = 0.0
-    # sells, most negative action first (all holdings when turbulent)
-    for idx in range(n):
-        j = order[idx]
-        q = shares[k, j] if storm else min(-want[j], shares[k, j])
-        if q > 0.0:
-            p = fill[f, j]
-            fee = trade_cost(rate, per_share, minimum, half_spread, q * p, q, vol[i, j] if spread else 0.0)
-            proceeds = q * p - fee
-            if c + proceeds >= 0.0:  # a minimum fee larger than cash + proceeds: skip the sale
-                c += proceeds
-                shares[k, j] -= q
-                paid += fee
-                traded += q * p
-    # buys, largest action first, each limited by the cash left including its cost
-    if not storm:
-        for idx in range(n - 1, -1, -1):
-            j = order[idx]
-            if want[j] > 0.0:
-                p = fill[f, j]
-                vij = vol[i, j] if spread else 0.0
-                q = want[j]
-                fee = trade_cost(rate, per_share, minimum, half_spread, q * p, q, vij)
-                if q * p + fee > c:  # the cash left cannot pay the whole order
-                    q = _affordable(c, p, q, rate, per_share, minimum, half_spread, vij)
-                    fee = trade_cost(rate, per_share, minimum, half_spread, q * p, q, vij)
-                if q > 0.0:
-                    c -= q * p + fee
-                    shares[k, j] += q
-                    paid += fee
-                    traded += q * p
+    c, paid, traded = _orders(
+        actions[k], hmax, storm, c, shares[k], fill[f], vol[i], rate, per_share, minimum, half_spread
+    )
     cash[k] = c
     nxt = i + 1
     mark_and_advance(k, nxt, c, close, shares, paid, traded, vf, last, acct, t, t_end, flags)
@@ -478,6 +505,34 @@ class StockTradingEnv(CoreEnv):
         self.state_layout: dict[str, slice] = layout
         """Slice of the state vector for ``cash``, ``price``, ``shares`` and each indicator (N values each)."""
         self._install(self.make_core(1))
+
+    def target_shares(self, action: Any, price: Any = None) -> NDArray[np.float64]:
+        """The shares held after ``action``, chosen at the current observation, by :meth:`step`'s rule.
+
+        The rule of a step (clipping, ``trunc(a · hmax)``, sells before buys, each sale at most
+        the shares held, each buy limited by the cash left including its cost, the turbulence
+        switch), applied to the current cash and shares at ``price`` (default: the closes of the
+        observed bar, the last prices known when the action is chosen). With the env's fill
+        prices of the next step it gives the shares that step ends with; nothing is changed.
+        """
+        core = cast(_StockTradingCore, self._core)
+        i = int(core.t[0])
+        n = self._market.n_symbols
+        a = np.array(action, dtype=np.float64).reshape(-1)
+        if a.shape != (n,) or not np.isfinite(a).all():
+            raise EnvConfigError(f"the action must be {n} finite numbers, got {action!r}")
+        arrays = self._arrays
+        p = np.array(arrays["close"][i] if price is None else price, dtype=np.float64).reshape(-1)
+        if p.shape != (n,):
+            raise EnvConfigError(f"price must have {n} entries (one per symbol {self._market.symbols})")
+        s = core.settings
+        held = core.shares[0].copy()
+        storm = bool(arrays["turbulence"][i] >= s[1])
+        vol = np.ascontiguousarray(arrays["vol"][i])
+        _orders(
+            a, float(s[0]), storm, float(core.cash[0]), held, p, vol, float(s[2]), float(s[3]), float(s[4]), float(s[5])
+        )
+        return held
 
     def make_core(self, n_copies: int) -> BatchedCore:
         """A core with ``n_copies`` copies of this env."""

@@ -22,6 +22,16 @@ which gives the PPO / A2C / DDPG columns of the paper's table.
 Every finished quarter is written to ``RUN_DIR/state/`` (its trajectories, picks, thresholds
 and the accounts carried over), so ``--resume RUN_DIR`` continues an interrupted run from the
 last finished quarter and ends with the same result as an uninterrupted one.
+
+The picked agent of each quarter is kept: ``RUN_DIR/models/seed_<s>/q<NNN>_<algo>.<ext>`` (the
+agent kind's model file, ``.zip`` for SB3), written atomically before the quarter's state json,
+which records under ``decision`` the model's file name, the quarter's feature scaler
+(``scaler_data``), the turbulence threshold applied to the env (``env_threshold``, None with
+``ensemble.turbulence`` off) and the ensemble's account at the quarter's start
+(``start_carry``). :func:`rltrade.strategies.ensemble_signals.ensemble_targets` rebuilds the
+ensemble's decision for any trading day from them. A run resumed from quarters written before
+(state version 1, no ``decision``) resumes as before; only those quarters' decisions cannot be
+rebuilt.
 """
 
 from __future__ import annotations
@@ -53,7 +63,8 @@ from rltrade.strategies.base import BarStrategy, check_config, load_data, seeds_
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+"""Version of the quarter state files: 1 had no decision (no saved model, scaler, threshold or start account)."""
 
 
 @dataclass(frozen=True)
@@ -216,6 +227,18 @@ class _Trainer:
         stop_ray(self.started_ray)
 
 
+def model_suffix(config: RunConfig, agent: str, seed: int) -> str:
+    """The file extension of ``agent``'s saved model (``.zip`` for SB3), from its kind's ``model_file`` naming."""
+    from rltrade.agents.base import agent_kind
+
+    return "".join(Path(agent_kind(agent_config(config, agent).agent.kind).model_file(seed)).suffixes)
+
+
+def model_path(run_dir: Path, seed: int, number: int, agent: str, suffix: str) -> Path:
+    """``RUN_DIR/models/seed_<s>/q<NNN>_<algo><suffix>``: the picked agent of a quarter."""
+    return run_dir / "models" / f"seed_{seed}" / f"q{number:03d}_{agent.lower()}{suffix}"
+
+
 def _load_model(agent: str, data: bytes, config: RunConfig) -> Any:
     """The trained agent from :func:`train_window_agent`'s bytes (an :class:`~rltrade.agents.base.Agent`)."""
     from rltrade.agents.base import agent_kind
@@ -230,8 +253,18 @@ def _load_model(agent: str, data: bytes, config: RunConfig) -> Any:
 
 # ----------------------------------------------------------------------------------- state files
 def _save_quarter(
-    folder: Path, number: int, row: dict[str, Any], carry: dict[str, Any], parts: dict[str, Trajectory]
+    folder: Path,
+    number: int,
+    row: dict[str, Any],
+    carry: dict[str, Any],
+    parts: dict[str, Trajectory],
+    decision: dict[str, Any],
 ) -> None:
+    """Write a finished quarter: its trajectories (``.npz``), then its ``.json`` (last: the quarter is finished).
+
+    The json holds the row of ``quarters.csv``, the accounts carried to the next quarter and
+    ``decision``: what the pick's decisions need (:func:`_run_quarter`).
+    """
     arrays: dict[str, np.ndarray] = {}
     for name, traj in parts.items():
         arrays[f"{name}.timestamps"] = traj.timestamps.to_numpy("datetime64[ns]")
@@ -241,7 +274,13 @@ def _save_quarter(
     with open(tmp, "wb") as fh:
         np.savez(fh, allow_pickle=False, **arrays)
     os.replace(tmp, folder / f"q{number:03d}.npz")
-    meta = {"version": STATE_VERSION, "row": row, "carry": carry, "symbols": list(next(iter(parts.values())).symbols)}
+    meta = {
+        "version": STATE_VERSION,
+        "row": row,
+        "carry": carry,
+        "symbols": list(next(iter(parts.values())).symbols),
+        "decision": decision,
+    }
     tmp = folder / f".q{number:03d}.json"
     tmp.write_text(json.dumps(meta, indent=1))
     os.replace(tmp, folder / f"q{number:03d}.json")  # written last: the quarter is finished
@@ -395,7 +434,7 @@ def run_ensemble(
                 if done is not None:
                     row, carry, segment = done
                 else:
-                    row, carry, segment = _run_quarter(
+                    row, carry, segment, decision = _run_quarter(
                         config,
                         config_data,
                         bars,
@@ -408,8 +447,9 @@ def run_ensemble(
                         timesteps_scale,
                         stage,
                         annual.periods_per_year,
+                        run_dir,
                     )
-                    _save_quarter(folder, quarter.number, row, carry, segment)
+                    _save_quarter(folder, quarter.number, row, carry, segment, decision)
                 rows.append(row)
                 for name in names:
                     parts[name].append(segment[name])
@@ -453,7 +493,16 @@ def _run_quarter(
     scale: float,
     stage: Callable[[str], None],
     periods_per_year: int = 252,
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Trajectory]]:
+    run_dir: Path | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Trajectory], dict[str, Any]]:
+    """Train, validate, pick and trade one quarter: ``(row, carry after, trajectories, decision)``.
+
+    With ``run_dir``, the picked agent's model file is written (atomically) to
+    ``RUN_DIR/models/seed_<s>/q<NNN>_<algo>.<ext>``; ``decision`` names it and holds what a later
+    decision of the pick needs: the feature scaler (``scaler_data``), the turbulence threshold
+    applied to the env (``env_threshold``, None with ``ensemble.turbulence`` off) and the
+    ensemble's account at the quarter's start (``start_carry``).
+    """
     from rltrade.agents.scaling import ScaledObservation, fit_feature_scaler
 
     ens = config.ensemble
@@ -481,7 +530,8 @@ def _run_quarter(
         )
         for k, a in enumerate(agents)
     ]
-    models = {a: _load_model(a, data, config) for a, data in zip(agents, trainer.run(tasks), strict=True)}
+    saved = dict(zip(agents, trainer.run(tasks), strict=True))
+    models = {a: _load_model(a, data, config) for a, data in saved.items()}
 
     def trade(agent: str, start: int, end: int, **account: Any) -> Trajectory:
         env = _window_env(
@@ -492,6 +542,23 @@ def _run_quarter(
 
     sharpes = {a: validation_sharpe(trade(a, quarter.val_start, quarter.trade_start), periods_per_year) for a in agents}
     picked = max(agents, key=lambda a: -np.inf if np.isnan(sharpes[a]) else sharpes[a])
+    model_name: str | None = None
+    if run_dir is not None:  # before the quarter's json: a finished quarter always has its model
+        path = model_path(run_dir, seed, quarter.number, picked, model_suffix(config, picked, seed))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}")
+        tmp.write_bytes(saved[picked])
+        os.replace(tmp, path)
+        model_name = path.name
+    decision: dict[str, Any] = {
+        "model": model_name,
+        "scaler_data": scaler_data,
+        "env_threshold": env_threshold,
+        "start_carry": {
+            "cash": float(carry["ensemble"]["cash"]),
+            "shares": [int(s) for s in carry["ensemble"]["shares"]],
+        },
+    }
     segment: dict[str, Trajectory] = {}
     new_carry: dict[str, Any] = {}
     for name in ["ensemble", *[a.lower() for a in agents]]:
@@ -518,7 +585,7 @@ def _run_quarter(
         "turbulence_threshold": threshold,
         "turbulence_applied": bool(ens.turbulence),
     }
-    return row, new_carry, segment
+    return row, new_carry, segment, decision
 
 
 class Ensemble(BarStrategy):
