@@ -504,6 +504,22 @@ def _replay(broker: PaperBroker, traj: Trajectory, days: range | None = None) ->
                 )
 
 
+def _replay_matches(broker: PaperBroker, traj: Trajectory, engine: Any) -> None:
+    """Replay ``traj`` on ``broker``: its equity, fees and final holdings equal the backtest's to 1e-12."""
+    _replay(broker, traj)
+    history = broker.history()
+    assert list(history.index) == list(traj.timestamps.tz_localize("UTC"))
+    np.testing.assert_allclose(history["equity"].to_numpy(), traj.values, rtol=1e-12, atol=0)
+    fees: dict[dt.datetime, float] = {}
+    for f in broker.fills():
+        fees[f.time] = fees.get(f.time, 0.0) + f.fee
+    np.testing.assert_allclose(list(fees.values()), traj.costs[1:], rtol=1e-12, atol=0)
+    assert traj.costs[1:].min() > 0  # every day traded and paid
+    held = broker.positions()
+    np.testing.assert_allclose([held[s].qty for s in traj.symbols], traj.holdings[-1], rtol=1e-12)
+    assert journal.list_events(engine, kind="reject") == [] and journal.list_events(engine, kind="partial") == []
+
+
 REPLAYS = [
     pytest.param("stocks", BpsCost(10), "next_open", id="stocks-bps-next_open"),
     pytest.param("stocks", PerShareCost(0.005, 1.0), "next_open", id="stocks-per_share-next_open"),
@@ -520,18 +536,7 @@ def test_a_paper_replay_reproduces_the_backtest(
     start, end = ("2010-01-04", "2010-02-09") if data == "stocks" else ("2019-03-01", "2019-04-05")
     traj = _backtest(store, cost, timing, start, end)
     broker = PaperBroker("replay", engine=engine, store=store, cost=cost, timing=timing, initial_cash=1_000_000.0)
-    _replay(broker, traj)
-    history = broker.history()
-    assert list(history.index) == list(traj.timestamps.tz_localize("UTC"))
-    np.testing.assert_allclose(history["equity"].to_numpy(), traj.values, rtol=1e-12, atol=0)
-    fees: dict[dt.datetime, float] = {}
-    for f in broker.fills():
-        fees[f.time] = fees.get(f.time, 0.0) + f.fee
-    np.testing.assert_allclose(list(fees.values()), traj.costs[1:], rtol=1e-12, atol=0)
-    assert traj.costs[1:].min() > 0  # every day traded and paid
-    held = broker.positions()
-    np.testing.assert_allclose([held[s].qty for s in traj.symbols], traj.holdings[-1], rtol=1e-12)
-    assert journal.list_events(engine, kind="reject") == [] and journal.list_events(engine, kind="partial") == []
+    _replay_matches(broker, traj, engine)
 
 
 def _long_short(store: Path, cost: CostModel, timing: str, start: str, end: str) -> Trajectory:
@@ -575,18 +580,7 @@ def test_a_paper_replay_with_shorts_reproduces_the_long_short_backtest(
     broker = PaperBroker(
         "replay", engine=engine, store=store, cost=cost, timing=timing, initial_cash=1_000_000.0, shorting=True
     )
-    _replay(broker, traj)
-    history = broker.history()
-    assert list(history.index) == list(traj.timestamps.tz_localize("UTC"))
-    np.testing.assert_allclose(history["equity"].to_numpy(), traj.values, rtol=1e-12, atol=0)
-    fees: dict[dt.datetime, float] = {}
-    for f in broker.fills():
-        fees[f.time] = fees.get(f.time, 0.0) + f.fee
-    np.testing.assert_allclose(list(fees.values()), traj.costs[1:], rtol=1e-12, atol=0)
-    assert traj.costs[1:].min() > 0
-    held = broker.positions()
-    np.testing.assert_allclose([held[s].qty for s in traj.symbols], traj.holdings[-1], rtol=1e-12)
-    assert journal.list_events(engine, kind="reject") == [] and journal.list_events(engine, kind="partial") == []
+    _replay_matches(broker, traj, engine)
 
 
 def test_a_restarted_paper_account_carries_on_identically(
