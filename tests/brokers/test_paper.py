@@ -520,6 +520,7 @@ def _replay_matches(broker: PaperBroker, traj: Trajectory, engine: Any) -> None:
     assert journal.list_events(engine, kind="reject") == [] and journal.list_events(engine, kind="partial") == []
 
 
+REPLAY_RANGES = {"stocks": ("2010-01-04", "2010-02-09"), "sp500": ("2019-03-01", "2019-04-05")}
 REPLAYS = [
     pytest.param("stocks", BpsCost(10), "next_open", id="stocks-bps-next_open"),
     pytest.param("stocks", PerShareCost(0.005, 1.0), "next_open", id="stocks-per_share-next_open"),
@@ -533,7 +534,7 @@ def test_a_paper_replay_reproduces_the_backtest(
     request: pytest.FixtureRequest, engine: Any, data: str, cost: CostModel, timing: Any
 ) -> None:
     store = request.getfixturevalue(f"{data}_store")
-    start, end = ("2010-01-04", "2010-02-09") if data == "stocks" else ("2019-03-01", "2019-04-05")
+    start, end = REPLAY_RANGES[data]
     traj = _backtest(store, cost, timing, start, end)
     broker = PaperBroker("replay", engine=engine, store=store, cost=cost, timing=timing, initial_cash=1_000_000.0)
     _replay_matches(broker, traj, engine)
@@ -561,11 +562,7 @@ def _long_short(store: Path, cost: CostModel, timing: str, start: str, end: str)
     return run_policy(env, lambda obs: -book if next(steps) % 3 == 2 else book)
 
 
-LONG_SHORT_REPLAYS = [
-    pytest.param("stocks", BpsCost(10), "next_open", id="stocks-bps-next_open"),
-    pytest.param("stocks", PerShareCost(0.005, 1.0), "next_open", id="stocks-per_share-next_open"),
-    pytest.param("sp500", BpsCost(10), "next_close", id="sp500-bps-next_close"),
-]
+LONG_SHORT_REPLAYS = [p for p in REPLAYS if p.id != "stocks-spread-next_close"]
 
 
 @pytest.mark.parametrize(("data", "cost", "timing"), LONG_SHORT_REPLAYS)
@@ -573,7 +570,7 @@ def test_a_paper_replay_with_shorts_reproduces_the_long_short_backtest(
     request: pytest.FixtureRequest, engine: Any, data: str, cost: CostModel, timing: Any
 ) -> None:
     store = request.getfixturevalue(f"{data}_store")
-    start, end = ("2010-01-04", "2010-02-09") if data == "stocks" else ("2019-03-01", "2019-04-05")
+    start, end = REPLAY_RANGES[data]
     traj = _long_short(store, cost, timing, start, end)
     assert (traj.holdings < 0).any(axis=0).all() and (traj.holdings[1:] > 0).any(axis=0).all()  # every symbol both
     assert np.abs(traj.weights[1:, :-1]).sum(axis=1).max() < 1.0

@@ -340,12 +340,7 @@ def test_a_direct_rl_run_shorts_on_paper_and_ends_next_to_its_backtest(
     signals = read_signals(engine, direct.name)
     assert (signals["weight"] < 0).any()
     backtest = pd.read_csv(direct / "equity.csv", index_col="timestamp")["direct_rl"]
-    paper = report.paper_daily()
-    assert paper is not None and [d.date().isoformat() for d in paper.index] == list(backtest.index)
-    gap = paper.iloc[-1] / backtest.iloc[-1] - 1
-    daily = np.abs(paper.pct_change().to_numpy()[1:] - backtest.pct_change().to_numpy()[1:]).max()
-    print(f"\ndirect_rl paper {paper.iloc[-1]:,.2f} / backtest {backtest.iloc[-1]:,.2f}: {gap * 1e4:+.2f} bp")
-    assert abs(gap) < 10e-4 and daily < 5e-4, (gap, daily)
+    _near_backtest(report, backtest, "direct_rl")
 
 
 def test_an_ensemble_run_replayed_on_paper_ends_next_to_its_backtest(
@@ -361,9 +356,14 @@ def test_an_ensemble_run_replayed_on_paper_ends_next_to_its_backtest(
     assert len(report.sessions) == len(backtest)
     assert all(o.client_order_id.split("-")[3] == "rebalance" for o in journal.list_orders(engine))
     assert not [o for o in journal.list_orders(engine, "paper", ensemble.name) if o.status == "rejected"]
+    _near_backtest(report, backtest, "ensemble")
+
+
+def _near_backtest(report: Any, backtest: pd.Series, name: str) -> None:
+    """The paper account has a mark on every backtest day and ends within 10 bp of it (days within 5 bp)."""
     paper = report.paper_daily()
     assert paper is not None and [d.date().isoformat() for d in paper.index] == list(backtest.index)
     gap = paper.iloc[-1] / backtest.iloc[-1] - 1
     daily = np.abs(paper.pct_change().to_numpy()[1:] - backtest.pct_change().to_numpy()[1:]).max()
-    print(f"\nensemble paper {paper.iloc[-1]:,.2f} / backtest {backtest.iloc[-1]:,.2f}: {gap * 1e4:+.2f} bp")
+    print(f"\n{name} paper {paper.iloc[-1]:,.2f} / backtest {backtest.iloc[-1]:,.2f}: {gap * 1e4:+.2f} bp")
     assert abs(gap) < 10e-4 and daily < 5e-4, (gap, daily)

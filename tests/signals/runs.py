@@ -44,21 +44,22 @@ CONFIG = {
 
 PREDICTOR = {"window": 30, "size": 8, "epochs": 2, "patience": 1, "batch_size": 256}
 DIRECT_AGENT = {"kind": "direct", "lookback": 8, "epochs": 20, "patience": 5, "validation_bars": 252}
+_SEED_002: dict = {  # what the seed-002 runs share: the three stocks, 2007-10 to train, 2011 Q1 to test
+    "data": {"source": "sample:stocks", "symbols": SYMBOLS},
+    "env": {"type": "portfolio", "params": {"look_back": 1}, "cost": {"model": "bps", "bps": 10}},
+    "train": {"start": "2007-01-01", "end": "2010-12-31"},
+    "test": {"start": "2011-01-01", "end": "2011-03-31"},
+    "agent": DIRECT_AGENT,
+    "baselines": {"names": ["equal_weight"]},
+    "evaluation": {"n_boot": 100},
+}
 STRATEGY_CONFIGS: dict[str, dict] = {
     "combined": {
+        **_SEED_002,
         "name": "combined-live",
         "seed": 0,
         "strategy": "combined",
-        "data": {"source": "sample:stocks", "symbols": SYMBOLS},
-        "env": {
-            "type": "portfolio",
-            "params": {"look_back": 1},
-            "cost": {"model": "bps", "bps": 10},
-            "timing": "next_open",
-        },
-        "train": {"start": "2007-01-01", "end": "2010-12-31"},
-        "test": {"start": "2011-01-01", "end": "2011-03-31"},
-        "agent": DIRECT_AGENT,
+        "env": {**_SEED_002["env"], "timing": "next_open"},
         "combined": {
             "lstm": PREDICTOR,
             "cnn": PREDICTOR,
@@ -66,25 +67,13 @@ STRATEGY_CONFIGS: dict[str, dict] = {
             # shorts; exits as soon as the entry conditions fail
             "rules": {"allow_short": False, "stop_loss": None, "take_profit": None, "exit_rule": "conditions"},
         },
-        "baselines": {"names": ["equal_weight"]},
-        "evaluation": {"n_boot": 100},
     },
     "direct_rl": {
+        **_SEED_002,
         "name": "direct-signals",
         "seed": 3,
         "strategy": "direct_rl",
-        "data": {"source": "sample:stocks", "symbols": SYMBOLS},
-        "env": {
-            "type": "portfolio",
-            "params": {"look_back": 1},
-            "cost": {"model": "bps", "bps": 10},
-            "timing": "next_close",
-        },
-        "train": {"start": "2007-01-01", "end": "2010-12-31"},
-        "test": {"start": "2011-01-01", "end": "2011-03-31"},
-        "agent": DIRECT_AGENT,
-        "baselines": {"names": ["equal_weight"]},
-        "evaluation": {"n_boot": 100},
+        "env": {**_SEED_002["env"], "timing": "next_close"},
     },
 }
 

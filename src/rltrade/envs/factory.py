@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from rltrade.config import ENV_MANAGED, ConfigError, CostConfig, RunConfig
@@ -136,3 +137,22 @@ def fit_feature_scaler(market: Market, kind: str) -> Normalizer | None:
     scaler: Normalizer = ZScoreNormalizer() if kind == "zscore" else MinMaxNormalizer()
     rows = market.features[market.first - market.history + 1 : market.last + 1]  # [T, F, N]
     return scaler.fit(rows.transpose(0, 2, 1).reshape(-1, market.n_features))
+
+
+def closed_range(bars: pd.DataFrame, day: Any) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """``bars`` with a copy of each symbol's bar of ``day`` dated a day later, and that (tz-naive UTC) timestamp.
+
+    An env refuses an episode of one bar. A decision loop that must observe bar ``day`` (the last
+    of its data) gives the env this range, ending at the returned timestamp, and stops at
+    ``day``'s observation: it never steps into the copy, so none of the copied prices is used.
+    ``bars``' timestamps may be tz-aware or naive (taken as UTC); the copy keeps their form.
+    """
+    stamps = pd.DatetimeIndex(bars["timestamp"])
+    utc = stamps.tz_localize("UTC") if stamps.tz is None else stamps.tz_convert("UTC")
+    last = np.asarray(utc.normalize() == pd.Timestamp(day, tz="UTC"))
+    closer = bars.loc[last].copy()
+    moved = utc[last] + pd.Timedelta(days=1)
+    closer["timestamp"] = moved if stamps.tz is not None else moved.tz_localize(None)
+    out = pd.concat([bars, closer], ignore_index=True)
+    out.attrs = dict(bars.attrs)
+    return out, pd.Timestamp(moved.max()).tz_localize(None)

@@ -134,7 +134,7 @@ class LiveRun:
     Attributes
     ----------
     signals:
-        The run as the signal job reads it (:class:`rltrade.signals.compute.SignalRun`).
+        The run as the signal job reads it (:class:`rltrade.signals.base.SignalRun`).
     timing:
         The run's fill timing (``next_open`` / ``next_close``): the paper broker fills with it.
     cost:
@@ -224,26 +224,20 @@ def resolve_run(spec: str | Path, runs_dir: str | Path = "runs") -> Path:
 def open_live_run(run_dir: str | Path, store: str | None = None) -> LiveRun:
     """Read ``run_dir`` for the live loop; :class:`LiveError` / ``SignalError`` for a run it cannot trade."""
     from rltrade.envs.factory import make_cost
-    from rltrade.runs.files import read_manifest
     from rltrade.signals.compute import open_run
 
     root = Path(run_dir)
     if not root.is_dir():
         raise LiveError(f"run directory {root} does not exist (expected the output of `rltrade train` or `run`)")
-    manifest = read_manifest(root)
     run = open_run(root, store)
-    timing = str(manifest.get("timing") or run.config.env.timing or "next_open")
+    timing = run.timing or "next_open"
     if timing not in ("next_open", "next_close"):
         raise LiveError(
             f"{root.name} was backtested with timing {timing!r}: a live order decided after the close fills on a "
             "later bar, so only next_open and next_close runs are traded"
         )
-    cost = make_cost(run.config.env.cost)
-    strategy = run.config.strategy
-    if strategy == "combined":
-        return LiveRun(run, timing, cost, "combined", "rules")
-    column = {"direct_rl": "direct_rl", "ensemble": "ensemble"}.get(strategy)
-    return LiveRun(run, timing, cost, column or str(manifest.get("algorithm") or "agent").lower())
+    kind: Literal["weights", "rules"] = "rules" if run.config.strategy == "combined" else "weights"
+    return LiveRun(run, timing, make_cost(run.config.env.cost), run.column, kind)
 
 
 # --------------------------------------------------------------------------------------------

@@ -39,63 +39,33 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from rltrade.config import RunConfig, bar_config, load_config
-from rltrade.errors import RLTradeError
+from rltrade.config import bar_config, load_config
+from rltrade.signals.base import SIGNAL_COLUMNS, SignalError, SignalRun, current_pick
+
+__all__ = [
+    "SIGNAL_COLUMNS",
+    "SignalError",
+    "SignalRun",
+    "check_day",
+    "check_range",
+    "compute_range",
+    "compute_signals",
+    "current_pick",
+    "ingest_new_bars",
+    "last_stored_day",
+    "load_until",
+    "open_run",
+    "parse_day",
+    "trading_days",
+]
 
 log = logging.getLogger(__name__)
-
-#: The signal rows' columns (the cache's, :data:`rltrade.db.signals.COLUMNS`).
-SIGNAL_COLUMNS = ("run_id", "as_of", "symbol", "weight", "score", "seed", "last_bar", "created")
-
-
-class SignalError(RLTradeError):
-    """A signal cannot be computed for that run or date; the message names which and why."""
-
-
-@dataclass(frozen=True)
-class SignalRun:
-    """A run directory as the signal job reads it.
-
-    Attributes
-    ----------
-    run_dir:
-        The run directory.
-    run_id:
-        ``manifest.json``'s ``run_id`` (the directory's name when it was created): the key of its
-        rows in the cache, so a renamed directory keeps its signals.
-    manifest:
-        The run's manifest.
-    config:
-        The run's config (``data.store`` replaced when another store was given).
-    symbols:
-        The traded symbols, in the env's order.
-    seed:
-        The seed whose model decides: the run's first.
-    """
-
-    run_dir: Path
-    run_id: str
-    manifest: dict[str, Any]
-    config: RunConfig
-    symbols: tuple[str, ...]
-    seed: int
-
-    @property
-    def store(self) -> str | None:
-        """The bar store the run reads (its config's ``data.store``; None: ``$RLTRADE_STORE`` or ./rltrade-data)."""
-        return self.config.data.store
-
-    @property
-    def test_start(self) -> dt.date:
-        """The first date of the run's test range: signals are computed out of sample only, from here on."""
-        return self.config.test.start
 
 
 def open_run(run_dir: str | Path, store: str | Path | None = None) -> SignalRun:
@@ -134,22 +104,6 @@ def open_run(run_dir: str | Path, store: str | Path | None = None) -> SignalRun:
         raise SignalError(f"manifest.json of {root} names no seeds or no symbols: is the run finished?")
     run_id = str(manifest.get("run_id") or root.name)
     return SignalRun(root, run_id, manifest, config, symbols, seeds[0])
-
-
-def current_pick(root: Path) -> str:
-    """`` (its current pick: ppo, trading from 2011-04-01)`` of an ensemble run with a ``quarters.csv``, else ``""``."""
-    from rltrade.runs import Run
-
-    try:
-        quarters = Run.open(root).quarters
-    except RLTradeError:
-        quarters = None
-    if quarters is not None and len(quarters) and {"picked", "trade_start"} <= set(quarters.columns):
-        last = quarters.iloc[-1]
-        since = last["trade_start"]
-        since = since.date() if isinstance(since, pd.Timestamp) else since
-        return f" (its current pick: {last['picked']}, trading from {since})"
-    return ""
 
 
 # ----------------------------------------------------------------------------------- dates and data
@@ -244,86 +198,6 @@ def ingest_new_bars(run: SignalRun) -> int:
     new = sum(max(r.rows_after - r.rows_before, 0) for r in results)
     log.info("%d new bar(s) ingested; the store now ends on %s", new, last_stored_day(run))
     return new
-
-
-# ----------------------------------------------------------------------------------- the decisions
-def _close_range(bars: pd.DataFrame, day: dt.date) -> tuple[pd.DataFrame, pd.Timestamp]:
-    """``bars`` with a copy of each symbol's bar of ``day`` dated a day later, and that timestamp.
-
-    The env refuses an episode of a single bar; the copy gives the range an end the loop never
-    reaches (it stops at ``day``'s observation), so no price of it is ever used.
-    """
-    stamps = pd.DatetimeIndex(bars["timestamp"]).tz_convert("UTC")
-    last = stamps.normalize() == pd.Timestamp(day, tz="UTC")
-    closer = bars.loc[np.asarray(last)].copy()
-    end = pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1)
-    closer["timestamp"] = end
-    out = pd.concat([bars, closer], ignore_index=True)
-    out.attrs = dict(bars.attrs)
-    return out, end.tz_localize(None)
-
-
-def portfolio_targets(env: Any, action: Any, held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(weights, scores)`` of the N symbols for one action of a portfolio env, by the env's own rule.
-
-    ``scores`` are the action's components of the symbols (logits, long/short numbers or raw
-    weights). A "hold" (``action_mode: weights`` with an all-zero action: no trade) targets the
-    weights held at the close, ``held``.
-    """
-    base = env.unwrapped
-    a = np.asarray(action, dtype=np.float64).reshape(-1)
-    return base.target_weights(a, held), a[: base.market.n_symbols].copy()
-
-
-def decide(
-    run: SignalRun, policy: Any, bars: pd.DataFrame, days: list[dt.date], last_bar: pd.Timestamp | None = None
-) -> pd.DataFrame:
-    """The policy's target weights after each of ``days`` (sorted trading days), trading from the test start.
-
-    ``bars`` must end with the last of ``days``. Each row's ``last_bar`` is ``last_bar`` when given
-    (the last bar of the data the caller loaded), else the bar of the observation it was decided on.
-    Returns signal rows without ``created``.
-    """
-    wanted = set(days)
-    closed, end = _close_range(bars, days[-1])
-    env = policy.env(closed, None, end)
-    obs, info = env.reset(seed=policy.seed)
-    symbols = tuple(env.unwrapped.market.symbols)
-    rows: list[dict[str, Any]] = []
-    seen: set[dt.date] = set()
-    while True:
-        stamp = pd.Timestamp(info["timestamp"])
-        day = stamp.date()
-        if day > days[-1]:
-            raise SignalError(f"lookahead guard: the episode reached {stamp}, after {days[-1]}")
-        action = policy(obs)
-        if day in wanted:
-            seen.add(day)
-            weights, scores = portfolio_targets(env, action, np.asarray(info["weights"])[: len(symbols)])
-            rows += [
-                {
-                    "run_id": run.run_id,
-                    "as_of": day,
-                    "symbol": symbol,
-                    "weight": float(weights[j]),
-                    "score": float(scores[j]),
-                    "seed": int(policy.seed),
-                    "last_bar": stamp if last_bar is None else last_bar,
-                }
-                for j, symbol in enumerate(symbols)
-            ]
-        if day == days[-1]:
-            break
-        obs, _, terminated, truncated, info = env.step(action)
-        if terminated or truncated:
-            break
-    if seen != wanted:
-        first = min(wanted - seen)
-        raise SignalError(
-            f"{first}: the policy of {run.run_dir.name} does not trade that day (its first test bar is later, "
-            "or a symbol has no bar then)"
-        )
-    return pd.DataFrame(rows, columns=[c for c in SIGNAL_COLUMNS if c != "created"])
 
 
 def _engine(engine: Any, run: SignalRun) -> Any:

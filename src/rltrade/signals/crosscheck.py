@@ -388,7 +388,7 @@ def _written_backtest(run: Any, hi: dt.date) -> _Ours:
     from rltrade.runs import Run
 
     written = Run.open(run.run_dir)
-    column = {"direct_rl": "direct_rl", "combined": "combined", "ensemble": "ensemble"}[run.config.strategy]
+    column = run.column
     if column not in written.equity.columns:
         raise SignalError(f"equity.csv of {run.run_dir.name} has no {column!r} column: is the run finished?")
     stamps = pd.DatetimeIndex(written.equity.index)
@@ -399,5 +399,5 @@ def _written_backtest(run: Any, hi: dt.date) -> _Ours:
     if written.costs is not None and column in written.costs.columns:
         paid = written.costs[column].to_numpy(dtype=np.float64)
         costs = float(np.nansum(paid[: int(keep.sum())]))
-    timing = str(run.manifest.get("timing") or run.config.env.timing or "next_open")
+    timing = run.timing or "next_open"
     return _Ours(values, costs, tuple(run.symbols), timing, make_cost(run.config.env.cost))

@@ -1,13 +1,13 @@
 """What each strategy decides after the close of a day: its target weights, from data up to that day.
 
-:func:`decisions` turns a run (:class:`~rltrade.signals.compute.SignalRun`), the bars up to the
+:func:`decisions` turns a run (:class:`~rltrade.signals.base.SignalRun`), the bars up to the
 last of ``days`` and the days into signal rows (``run_id, as_of, symbol, weight, score, seed,
 last_bar``), one per symbol and day, by the rule of the run's strategy:
 
 ``single``
     The run's policy (its first seed's model, :func:`rltrade.runs.load_policy`) trades the
     portfolio env from the test start; the action after day T's close becomes target weights by
-    the env's own rule (:func:`rltrade.signals.compute.decide`).
+    the env's own rule (:func:`decide`).
 ``direct_rl``
     The direct agent (``models/seed_<s>.npz``) gives its positions ``F_t`` in [-1, 1] from the
     test start on, each from the returns of bars up to t
@@ -43,7 +43,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rltrade.signals.compute import SIGNAL_COLUMNS, SignalError, SignalRun
+from rltrade.envs.factory import closed_range
+from rltrade.signals.base import SIGNAL_COLUMNS, SignalError, SignalRun, current_pick
 
 #: The strategies a signal can be computed for.
 STRATEGIES: tuple[str, ...] = ("single", "direct_rl", "combined", "ensemble")
@@ -58,7 +59,6 @@ def decisions(run: SignalRun, bars: pd.DataFrame, days: list[dt.date], last_bar:
     strategy = run.config.strategy
     if strategy == "single":
         from rltrade.runs.policy import load_policy
-        from rltrade.signals.compute import decide
 
         return decide(run, load_policy(run.run_dir, run.seed, run.config, run.manifest), bars, days, last_bar)
     if strategy == "direct_rl":
@@ -121,6 +121,70 @@ def _long_frame(
             "last_bar": np.repeat(naive[keep].to_numpy(), n),
         }
     )
+
+
+# ----------------------------------------------------------------------------------- single
+def portfolio_targets(env: Any, action: Any, held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(weights, scores)`` of the N symbols for one action of a portfolio env, by the env's own rule.
+
+    ``scores`` are the action's components of the symbols (logits, long/short numbers or raw
+    weights). A "hold" (``action_mode: weights`` with an all-zero action: no trade) targets the
+    weights held at the close, ``held``.
+    """
+    base = env.unwrapped
+    a = np.asarray(action, dtype=np.float64).reshape(-1)
+    return base.target_weights(a, held), a[: base.market.n_symbols].copy()
+
+
+def decide(
+    run: SignalRun, policy: Any, bars: pd.DataFrame, days: list[dt.date], last_bar: pd.Timestamp | None = None
+) -> pd.DataFrame:
+    """The policy's target weights after each of ``days`` (sorted trading days), trading from the test start.
+
+    ``bars`` must end with the last of ``days``. Each row's ``last_bar`` is ``last_bar`` when given
+    (the last bar of the data the caller loaded), else the bar of the observation it was decided on.
+    Returns signal rows without ``created``.
+    """
+    wanted = set(days)
+    closed, end = closed_range(bars, days[-1])
+    env = policy.env(closed, None, end)
+    obs, info = env.reset(seed=policy.seed)
+    symbols = tuple(env.unwrapped.market.symbols)
+    rows: list[dict[str, Any]] = []
+    seen: set[dt.date] = set()
+    while True:
+        stamp = pd.Timestamp(info["timestamp"])
+        day = stamp.date()
+        if day > days[-1]:
+            raise SignalError(f"lookahead guard: the episode reached {stamp}, after {days[-1]}")
+        action = policy(obs)
+        if day in wanted:
+            seen.add(day)
+            weights, scores = portfolio_targets(env, action, np.asarray(info["weights"])[: len(symbols)])
+            rows += [
+                {
+                    "run_id": run.run_id,
+                    "as_of": day,
+                    "symbol": symbol,
+                    "weight": float(weights[j]),
+                    "score": float(scores[j]),
+                    "seed": int(policy.seed),
+                    "last_bar": stamp if last_bar is None else last_bar,
+                }
+                for j, symbol in enumerate(symbols)
+            ]
+        if day == days[-1]:
+            break
+        obs, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            break
+    if seen != wanted:
+        first = min(wanted - seen)
+        raise SignalError(
+            f"{first}: the policy of {run.run_dir.name} does not trade that day (its first test bar is later, "
+            "or a symbol has no bar then)"
+        )
+    return pd.DataFrame(rows, columns=[c for c in SIGNAL_COLUMNS if c != "created"])
 
 
 # ----------------------------------------------------------------------------------- direct_rl
@@ -212,13 +276,12 @@ def rules_decisions(run: SignalRun, bars: pd.DataFrame, days: list[dt.date]) -> 
         timestamps=stamps,
         symbols=tuple(symbols),
     )
-    timing = run.manifest.get("timing") or run.config.env.timing
     outcome = simulate(
         prices,
         to_signals(frame, n),
         models.rules,
         cost=make_cost(run.config.env.cost),
-        timing=timing,
+        timing=run.timing,
         sessions=sessions_of(prices.timestamps),
         initial_value=run.config.env.initial_value,
     )
@@ -247,7 +310,6 @@ def _field(bars: pd.DataFrame, name: str, stamps: pd.DatetimeIndex, symbols: lis
 def ensemble_decisions(run: SignalRun, bars: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame:
     """The ensemble's current pick's targets after each of ``days`` (module docstring)."""
     from rltrade.errors import RLTradeError
-    from rltrade.signals.compute import current_pick
 
     if not (run.run_dir / "models" / f"seed_{run.seed}").is_dir():
         raise SignalError(

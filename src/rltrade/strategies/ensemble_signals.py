@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from rltrade.config import RunConfig
+from rltrade.envs.factory import closed_range
 from rltrade.errors import RLTradeError
 from rltrade.strategies.ensemble import STATE_VERSION, _load_model, _window_env
 
@@ -129,22 +130,6 @@ def _model_file(run_dir: Path, seed: int, quarter: QuarterState) -> Path:
 def _utc(stamps: Any) -> pd.DatetimeIndex:
     index = pd.DatetimeIndex(stamps)
     return index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
-
-
-def _close_range(bars: pd.DataFrame, day: dt.date) -> tuple[pd.DataFrame, pd.Timestamp]:
-    """``bars`` with a copy of each symbol's bar of ``day`` dated a day later, and that (tz-naive UTC) timestamp.
-
-    The env refuses an episode of one bar; the copy gives every range an end after ``day`` that
-    the decision loop never steps into, so none of its (copied) prices is used.
-    """
-    stamps = _utc(bars["timestamp"])
-    last = np.asarray(stamps.normalize() == pd.Timestamp(day, tz="UTC"))
-    closer = bars.loc[last].copy()
-    moved = stamps[last] + pd.Timedelta(days=1)
-    closer["timestamp"] = moved if bars["timestamp"].dt.tz is not None else moved.tz_localize(None)
-    out = pd.concat([bars, closer], ignore_index=True)
-    out.attrs = dict(bars.attrs)
-    return out, pd.Timestamp(moved.max()).tz_localize(None)
 
 
 def _check_inputs(bars: pd.DataFrame, days: list[dt.date], symbols: tuple[str, ...]) -> pd.DataFrame:
@@ -254,7 +239,7 @@ def ensemble_targets(
             last.trade_start,
         )
 
-    closed, end = _close_range(bars, days[-1])
+    closed, end = closed_range(bars, days[-1])
     template = _window_env(config, closed, None, end, turbulence_threshold=np.inf)  # features, turbulence: once
     market = template.market
     if tuple(market.symbols) != symbols:
